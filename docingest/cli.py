@@ -1,0 +1,130 @@
+"""Command line: ``docingest run | eval | make-samples``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+# Before Prefect is imported: no telemetry from a nightly batch job, quiet console logs
+# (the progress bar and the summary say what matters; the Prefect UI keeps the full log).
+for _key, _value in {
+    "DO_NOT_TRACK": "1",
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "GX_ANALYTICS_ENABLED": "false",
+    "PREFECT_LOGGING_LEVEL": "WARNING",
+    # The first start of the ephemeral server migrates its database and can take > 20 s.
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
+}.items():
+    os.environ.setdefault(_key, _value)
+
+
+def _settings_from_args(args: argparse.Namespace):
+    """Env (DOCINGEST_*) first, CLI flags on top; pydantic-settings deep-merges the two."""
+    from docingest.config import Settings
+
+    overrides: dict = {}
+    for name in ("renderer", "ocr", "workers"):
+        if getattr(args, name, None) is not None:
+            overrides[name] = getattr(args, name)
+    if getattr(args, "dpi", None):
+        overrides["preprocess"] = {"dpi": args.dpi}
+    if getattr(args, "no_progress", False):
+        overrides["show_progress"] = False
+    return Settings(**overrides)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from docingest.errors import RunError
+    from docingest.writer import check_writable
+
+    source, out = Path(args.source), Path(args.out)
+    if not source.exists():
+        print(f"error: source {source} does not exist", file=sys.stderr)
+        return 2
+    try:
+        check_writable(out)
+    except RunError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    settings = _settings_from_args(args)
+    from flows.ingest import run_ingest
+
+    summary = run_ingest(source, out, settings)
+    _print_summary(summary)
+    return 0
+
+
+def _print_summary(summary) -> None:
+    counts = ", ".join(f"{k} {v}" for k, v in summary.counts.items())
+    print(f"run {summary.run_id}: {summary.inputs} input files, {summary.documents} documents "
+          f"({counts}); {summary.failures} failure rows; {summary.seconds:.1f}s")
+    print(f"outputs: {summary.out}  manifest: {summary.manifest}")
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from docingest.evaluate import run_evaluation
+
+    labels = Path(args.labels)
+    if not labels.is_file():
+        print(f"error: labels file {labels} not found", file=sys.stderr)
+        return 2
+    settings = _settings_from_args(args)
+    report = run_evaluation(labels, Path(args.out), settings, limit=args.limit)
+    print(report.render_text())
+    return 0
+
+
+def cmd_make_samples(args: argparse.Namespace) -> int:
+    from docingest.samples import generate_samples
+
+    written = generate_samples(Path(args.out))
+    print(f"wrote {len(written)} sample files and labels.jsonl to {args.out}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="docingest", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def add_engine_flags(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--renderer", choices=["pypdfium2", "pdf2image"])
+        p.add_argument("--ocr", choices=["rapidocr", "tesseract"])
+        p.add_argument("--workers", type=int, help="documents processed at once (default: CPU count)")
+        p.add_argument("--dpi", type=int, help="render resolution for OCR (default 200)")
+        p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    run = sub.add_parser("run", help="ingest a folder of PDFs and images into parquet tables")
+    run.add_argument("source", help="folder (read recursively) or a single file")
+    run.add_argument("--out", required=True, help="output folder for the tables and run manifests")
+    add_engine_flags(run)
+    run.set_defaults(func=cmd_run)
+
+    ev = sub.add_parser("eval", help="run over a labelled set and score it")
+    ev.add_argument("labels", help="labels.jsonl (paths relative to its folder)")
+    ev.add_argument("--out", required=True, help="output folder (tables + eval_report.json)")
+    ev.add_argument("--limit", type=int, help="only the first N labelled documents")
+    add_engine_flags(ev)
+    ev.set_defaults(func=cmd_eval)
+
+    ms = sub.add_parser("make-samples", help="(re)generate the bundled sample documents")
+    ms.add_argument("--out", default="data/samples")
+    ms.set_defaults(func=cmd_make_samples)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "workers", None) is not None and args.workers < 1:
+        parser.error("--workers must be at least 1")
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,107 @@
+"""Every exception docingest raises on purpose. Each carries the stage and a stable kind.
+
+Stages raise these; the per-document runner turns them into ``StageError`` records (failures
+are data). Only ``TransientError`` subclasses are retried.
+"""
+
+from __future__ import annotations
+
+from schemas.records import Stage, StageError
+
+
+class DocingestError(Exception):
+    stage: Stage = Stage.VALIDATE
+    kind: str = "error"
+    transient: bool = False
+
+    def __init__(self, message: str, *, page: int | None = None, stage: Stage | None = None):
+        super().__init__(message)
+        self.message = message
+        self.page = page
+        if stage is not None:
+            self.stage = stage
+
+    def to_record(self) -> StageError:
+        return StageError(
+            stage=self.stage, kind=self.kind, message=self.message, page=self.page,
+            transient=self.transient,
+        )
+
+
+# -- input / discovery -------------------------------------------------------------------
+class UnreadableFile(DocingestError):
+    stage, kind = Stage.DISCOVER, "unreadable_file"
+
+
+class EmptyFile(DocingestError):
+    stage, kind = Stage.VALIDATE, "empty_file"
+
+
+class UnsupportedFileType(DocingestError):
+    stage, kind = Stage.VALIDATE, "unsupported_file_type"
+
+
+class FileTooLarge(DocingestError):
+    stage, kind = Stage.VALIDATE, "file_too_large"
+
+
+# -- rendering -----------------------------------------------------------------------------
+class CorruptDocument(DocingestError):
+    stage, kind = Stage.RENDER, "corrupt_document"
+
+
+class EncryptedDocument(DocingestError):
+    stage, kind = Stage.RENDER, "encrypted_pdf"
+
+
+class TooManyPages(DocingestError):
+    stage, kind = Stage.RENDER, "too_many_pages"
+
+
+# -- page validation -------------------------------------------------------------------------
+class DecompressionBomb(DocingestError):
+    stage, kind = Stage.VALIDATE, "decompression_bomb"
+
+
+class ImageTooSmall(DocingestError):
+    stage, kind = Stage.VALIDATE, "image_too_small"
+
+
+class ImageTooLarge(DocingestError):
+    stage, kind = Stage.VALIDATE, "image_too_large"
+
+
+class UnsupportedImageFormat(DocingestError):
+    stage, kind = Stage.VALIDATE, "unsupported_image_format"
+
+
+# -- reading / extraction ------------------------------------------------------------------
+class OcrFailed(DocingestError):
+    stage, kind = Stage.OCR, "ocr_failed"
+
+
+class EngineUnavailable(DocingestError):
+    """An engine's binary or model is missing: a setup problem, never retried."""
+
+    stage, kind = Stage.OCR, "engine_unavailable"
+
+
+class NoTextFound(DocingestError):
+    stage, kind = Stage.OCR, "no_text"
+
+
+# -- transient ---------------------------------------------------------------------------------
+class TransientError(DocingestError):
+    """Worth retrying: a timeout, a rate limit, a server hiccup, a busy resource."""
+
+    kind = "transient"
+    transient = True
+
+
+# -- run level (the run itself cannot proceed) ---------------------------------------------------
+class RunError(Exception):
+    """Bad arguments, unreadable source, unwritable output: the CLI exits non-zero."""
+
+
+def is_transient(exc: BaseException) -> bool:
+    return isinstance(exc, DocingestError) and exc.transient

@@ -1,0 +1,292 @@
+"""``docingest eval``: run the pipeline over a labelled set and score it.
+
+Labels use the realdata-dev format (one JSON object per line: id, path, source_set, doc_type,
+classify, fields, optional line_items / key_values). Scores:
+
+* per field precision / recall / F1, overall and per source set. A field is scored only on
+  the sets whose labels ever contain it (a set with no vendor labels says nothing about vendor
+  predictions); a prediction counts as a false positive when it is wrong or the field is
+  labelled absent in a set that does label it;
+* classification accuracy over items with ``classify: true``, with a confusion matrix;
+* automation rate: share of documents auto-accepted;
+* accepted-precision: share of accepted documents whose type (when scored) and every
+  labelled field are right.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+
+from docingest.config import Settings
+from schemas.fields import DocType, FieldKind, all_field_names, DOC_FIELDS
+
+LIST_FIELDS = {"parties", "key_values"}
+
+
+def _kinds() -> dict[str, FieldKind]:
+    kinds: dict[str, FieldKind] = {}
+    for specs in DOC_FIELDS.values():
+        for spec in specs:
+            kinds.setdefault(spec.name, spec.kind)
+    return kinds
+
+
+KINDS = _kinds()
+
+
+def _squash(text: str) -> str:
+    # Spacing and punctuation are layout, not content: OCR drops spaces ("NO12JALAN").
+    return re.sub(r"[\W_]+", "", text.casefold())
+
+
+def values_match(name: str, predicted: str | None, expected: str) -> bool:
+    if predicted is None:
+        return False
+    kind = KINDS.get(name, FieldKind.TEXT)
+    if kind == FieldKind.AMOUNT:
+        try:
+            return Decimal(predicted) == Decimal(expected)
+        except InvalidOperation:
+            return False
+    if kind in (FieldKind.DATE, FieldKind.CURRENCY):
+        return predicted.strip().upper() == expected.strip().upper()
+    return _squash(predicted) == _squash(expected) and bool(_squash(expected))
+
+
+@dataclass
+class Counts:
+    tp: int = 0
+    fp: int = 0
+    fn: int = 0
+
+    def add(self, other: "Counts") -> None:
+        self.tp += other.tp
+        self.fp += other.fp
+        self.fn += other.fn
+
+    def scores(self) -> dict[str, float | int]:
+        p = self.tp / (self.tp + self.fp) if self.tp + self.fp else 0.0
+        r = self.tp / (self.tp + self.fn) if self.tp + self.fn else 0.0
+        f1 = 2 * p * r / (p + r) if p + r else 0.0
+        return {"precision": round(p, 4), "recall": round(r, 4), "f1": round(f1, 4),
+                "tp": self.tp, "fp": self.fp, "fn": self.fn}
+
+
+@dataclass
+class Report:
+    labels: str
+    out: str
+    seconds: float
+    documents: int
+    overall: dict[str, Any] = field(default_factory=dict)
+    per_set: dict[str, dict[str, Any]] = field(default_factory=dict)
+    per_field: dict[str, dict[str, Any]] = field(default_factory=dict)
+    confusion: dict[str, dict[str, int]] = field(default_factory=dict)
+    run_id: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "labels": self.labels, "out": self.out, "run_id": self.run_id,
+            "wall_seconds": self.seconds, "documents": self.documents, "overall": self.overall,
+            "per_set": self.per_set, "per_field": self.per_field,
+            "classification_confusion": self.confusion,
+        }
+
+    def render_text(self) -> str:
+        lines = [f"eval of {self.labels}: {self.documents} documents in {self.seconds:.1f}s (run {self.run_id})"]
+        o = self.overall
+        lines.append(
+            f"overall: classification accuracy {o['classification_accuracy']}, automation rate "
+            f"{o['automation_rate']}, accepted-precision {o['accepted_precision']} "
+            f"({o['accepted']} accepted, {o['failed']} failed)"
+        )
+        lines.append("")
+        lines.append(f"{'set':<24}{'docs':>6}{'cls acc':>9}{'auto':>7}{'acc-prec':>10}{'failed':>8}")
+        for name, s in sorted(self.per_set.items()):
+            lines.append(
+                f"{name:<24}{s['documents']:>6}{_fmt(s['classification_accuracy']):>9}"
+                f"{_fmt(s['automation_rate']):>7}{_fmt(s['accepted_precision']):>10}{s['failed']:>8}"
+            )
+        lines.append("")
+        lines.append(f"{'field':<18}{'P':>7}{'R':>7}{'F1':>7}{'tp':>6}{'fp':>6}{'fn':>6}")
+        for name, sc in self.per_field.items():
+            lines.append(f"{name:<18}{sc['precision']:>7.3f}{sc['recall']:>7.3f}{sc['f1']:>7.3f}"
+                         f"{sc['tp']:>6}{sc['fp']:>6}{sc['fn']:>6}")
+        lines.append("")
+        types = sorted({t for row in self.confusion.values() for t in row} | set(self.confusion))
+        lines.append("confusion (rows: labelled, columns: predicted)")
+        lines.append(f"{'':<10}" + "".join(f"{t[:9]:>10}" for t in types))
+        for label in sorted(self.confusion):
+            lines.append(f"{label:<10}" + "".join(f"{self.confusion[label].get(t, 0):>10}" for t in types))
+        return "\n".join(lines)
+
+
+def _fmt(value) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def read_labels(path: Path) -> list[dict[str, Any]]:
+    with path.open(encoding="utf-8") as fh:
+        return [json.loads(line) for line in fh if line.strip()]
+
+
+def _read_run_table(out: Path, table: str, run_id: str) -> list[dict[str, Any]]:
+    files = sorted(out.glob(f"{table}/run_date=*/part-{run_id}.parquet"))
+    rows: list[dict[str, Any]] = []
+    for f in files:
+        rows.extend(pq.read_table(f).to_pylist())
+    return rows
+
+
+def _expected_values(label: dict[str, Any]) -> dict[str, list[str]]:
+    expected: dict[str, list[str]] = {}
+    for name, value in (label.get("fields") or {}).items():
+        expected[name] = [str(v) for v in value] if isinstance(value, list) else [str(value)]
+    if label.get("key_values"):
+        expected["key_values"] = [f"{kv['key']}={kv['value']}" for kv in label["key_values"]]
+    return expected
+
+
+def _score_document(expected: dict[str, list[str]], predicted: dict[str, list[str]],
+                    scored_fields: set[str]) -> tuple[dict[str, Counts], bool]:
+    per_field: dict[str, Counts] = {}
+    all_right = True
+    for name in scored_fields:
+        exp, pred = expected.get(name, []), predicted.get(name, [])
+        c = Counts()
+        if name in LIST_FIELDS:
+            matched_pred: set[int] = set()
+            for e in exp:
+                hit = next((i for i, p in enumerate(pred) if i not in matched_pred and _list_match(name, p, e)), None)
+                if hit is None:
+                    c.fn += 1
+                else:
+                    matched_pred.add(hit)
+                    c.tp += 1
+            c.fp += len(pred) - len(matched_pred)
+            if exp and c.fn:
+                all_right = False
+        else:
+            p = pred[0] if pred else None
+            if exp:
+                if values_match(name, p, exp[0]):
+                    c.tp += 1
+                else:
+                    c.fn += 1
+                    all_right = False
+                    if p is not None:
+                        c.fp += 1
+            elif p is not None:
+                c.fp += 1
+        per_field[name] = c
+    return per_field, all_right
+
+
+def _list_match(name: str, predicted: str, expected: str) -> bool:
+    if name == "key_values":
+        pk, _, pv = predicted.partition("=")
+        ek, _, ev = expected.partition("=")
+        return _squash(pk) == _squash(ek) and _squash(pv) == _squash(ev)
+    return values_match(name, predicted, expected)
+
+
+def score(labels: list[dict[str, Any]], documents: list[dict[str, Any]],
+          fields: list[dict[str, Any]], base: Path) -> tuple[dict, dict, dict, dict]:
+    docs_by_path = {}
+    for d in documents:
+        for p in d["source_paths"] or [d["source_path"]]:
+            docs_by_path[str(Path(p).resolve())] = d
+    preds: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
+    for f in fields:
+        value = f["value"] if f["value"] is not None else f["value_raw"]
+        if f["field_name"] == "key_values":
+            value = f"{f['key']}={f['value_raw']}"
+        preds[f["doc_id"]][f["field_name"]].append(value)
+
+    labelled_fields: dict[str, set[str]] = defaultdict(set)
+    for label in labels:
+        labelled_fields[label["source_set"]].update(_expected_values(label))
+
+    field_counts: dict[str, Counts] = {n: Counts() for n in all_field_names() + ["key_values"]}
+    set_field_counts: dict[str, dict[str, Counts]] = defaultdict(lambda: defaultdict(Counts))
+    sets: dict[str, dict[str, Any]] = defaultdict(lambda: defaultdict(int))
+    confusion: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for label in labels:
+        s = sets[label["source_set"]]
+        s["documents"] += 1
+        doc = docs_by_path.get(str((base / label["path"]).resolve()))
+        status = doc["status"] if doc else "missing"
+        s[status] += 1
+        predicted_type = (doc or {}).get("doc_type") or "none"
+        type_right = predicted_type == label["doc_type"]
+        if label.get("classify"):
+            s["classified"] += 1
+            s["classified_right"] += int(type_right)
+            confusion[label["doc_type"]][predicted_type] += 1
+        predicted = preds.get(doc["doc_id"], {}) if doc else {}
+        per_field, all_right = _score_document(
+            _expected_values(label), predicted, labelled_fields[label["source_set"]]
+        )
+        for name, c in per_field.items():
+            field_counts.setdefault(name, Counts()).add(c)
+            set_field_counts[label["source_set"]][name].add(c)
+        if status == "accepted":
+            s["accepted_right"] += int(all_right and (type_right or not label.get("classify")))
+
+    per_set = {}
+    totals = defaultdict(int)
+    for name, s in sets.items():
+        for k, v in s.items():
+            totals[k] += v
+        per_set[name] = _set_summary(s)
+        per_set[name]["fields"] = {f: c.scores() for f, c in sorted(set_field_counts[name].items())}
+    overall = _set_summary(totals)
+    per_field = {n: c.scores() for n, c in field_counts.items() if c.tp + c.fp + c.fn}
+    return overall, per_set, per_field, {k: dict(v) for k, v in confusion.items()}
+
+
+def _set_summary(s: dict[str, int]) -> dict[str, Any]:
+    docs = s.get("documents", 0)
+    accepted = s.get("accepted", 0)
+    return {
+        "documents": docs,
+        "accepted": accepted,
+        "needs_review": s.get("needs_review", 0),
+        "failed": s.get("failed", 0) + s.get("missing", 0),
+        "classification_accuracy": round(s["classified_right"] / s["classified"], 4) if s.get("classified") else None,
+        "automation_rate": round(accepted / docs, 4) if docs else None,
+        "accepted_precision": round(s.get("accepted_right", 0) / accepted, 4) if accepted else None,
+    }
+
+
+def run_evaluation(labels_path: Path, out: Path, settings: Settings, limit: int | None = None) -> Report:
+    from flows.ingest import run_ingest
+
+    labels = read_labels(labels_path)
+    if limit:
+        labels = labels[:limit]
+    base = labels_path.parent
+    paths = [base / l["path"] for l in labels]
+    missing = [str(p) for p in paths if not p.exists()]
+    if missing:
+        raise FileNotFoundError(f"{len(missing)} labelled files missing, e.g. {missing[0]}")
+    t0 = time.perf_counter()
+    summary = run_ingest(paths, out, settings)
+    seconds = round(time.perf_counter() - t0, 2)
+    documents = _read_run_table(out, "documents", summary.run_id)
+    fields = _read_run_table(out, "fields", summary.run_id)
+    overall, per_set, per_field, confusion = score(labels, documents, fields, base)
+    report = Report(labels=str(labels_path), out=str(out), seconds=seconds, documents=len(labels),
+                    overall=overall, per_set=per_set, per_field=per_field, confusion=confusion,
+                    run_id=summary.run_id)
+    (out / "eval_report.json").write_text(json.dumps(report.to_json(), indent=2) + "\n", encoding="utf-8")
+    return report

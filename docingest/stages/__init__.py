@@ -1,0 +1,1 @@
+"""Pipeline stages: plain typed functions over ``schemas`` records. None imports Prefect."""

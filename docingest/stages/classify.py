@@ -1,0 +1,95 @@
+"""Classify a document as invoice / receipt / contract / form / other from its words.
+
+An embedded, explainable scorer: weighted cue phrases per type (English, German, French),
+plus layout cues (a tall narrow scanned page is a till receipt). The confidence is the
+softmax share of the winning type, so two types that both score high give a low confidence
+and the document is routed to review rather than guessed.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+from schemas.fields import DocType
+from schemas.records import Classification, PageInfo, PageText, TextSource
+
+# (pattern, weight). Patterns are matched case-insensitively on the document's text; each
+# counts at most twice so that one repeated word cannot decide the type on its own.
+CUES: dict[DocType, list[tuple[str, float]]] = {
+    DocType.INVOICE: [
+        (r"\binvoice\b", 3.0), (r"\brechnung", 3.0), (r"\bfacture\b", 3.0),
+        (r"invoice\s*(no|number|#|date)", 2.0), (r"rechnungs(nummer|datum)", 2.0),
+        (r"\bbill\s*to\b", 2.0), (r"\bdue\s*date\b", 1.5), (r"\bamount\s*due\b", 1.5),
+        (r"payment\s*terms", 1.5), (r"zahlungs(ziel|bedingungen)", 1.5), (r"\biban\b", 1.0),
+        (r"\bust[.-]?id", 1.0), (r"\bvat\s*(no|number|id|reg)", 1.0), (r"\bnet(to)?\b", 0.5),
+        (r"unit\s*price", 1.0), (r"einzelpreis", 1.0), (r"\bgross\b", 0.5),
+        (r"\badvertiser\b", 1.5), (r"\bagency\b", 0.5), (r"\bcontract\s*(#|no|number)", 1.0),
+        (r"\border\s*(#|no|number)", 0.5), (r"\bspots?\b", 0.5), (r"\bestimate\b", 0.5),
+        (r"\bsumme\b", 1.0), (r"\bmwst|\bmehrwertsteuer|\bust\b", 1.0), (r"\btva\b", 1.0),
+        (r"\btotal\b", 0.5),
+    ],
+    DocType.RECEIPT: [
+        (r"\breceipt\b", 3.0), (r"\bcash(ier)?\b", 2.0), (r"\bchange\b", 1.5),
+        (r"\btendered\b", 2.0), (r"thank\s*you", 1.5), (r"\bgst\b", 1.5),
+        (r"\bsdn\.?\s*bhd\b", 2.0), (r"\brounding\b", 2.0), (r"\bqty\b", 0.5),
+        (r"tax\s*invoice", 1.5), (r"\bmember\b", 0.5), (r"\bvisa\b|\bmastercard\b", 0.5),
+        (r"\btotal\b", 1.0), (r"\bsubtotal\b|\bsub\s*total\b", 0.5), (r"\btel\b", 0.5),
+        (r"\bbill\s*no\b|\breceipt\s*no\b", 1.5), (r"\brm\s*\d", 1.0), (r"\bpax\b|\btable\b", 0.5),
+    ],
+    DocType.CONTRACT: [
+        (r"\bagreement\b", 3.0), (r"\bwhereas\b", 2.5), (r"\bhereby\b", 1.5),
+        (r"\bparties\b", 2.0), (r"\bshall\b", 1.0), (r"\bconfidential(ity)?\b", 1.5),
+        (r"governed\s+by", 2.0), (r"in\s+witness\s+whereof", 2.5), (r"\btermination\b", 1.0),
+        (r"non-?disclosure", 2.5), (r"\bhereinafter\b", 1.5), (r"\bindemnif", 1.0),
+        (r"\bvertrag\b", 2.0), (r"\bcontrat\b", 2.0),
+    ],
+    DocType.FORM: [
+        (r"\bform\b", 1.5), (r"please\s*(print|type|complete)", 2.0), (r"\bsignature\b", 1.0),
+        (r"[☐□■☑☒]|\[\s?[xX ]?\s?\]", 1.0), (r"\bomb\s*(no|number|control)", 2.5),
+        (r"registration\s*(no|number|statement)", 1.5), (r"\bregistrant\b", 2.0),
+        (r"\bforeign\s+principal\b", 2.5), (r"\bitem\s*\d", 1.0), (r"\bname\s+of\b", 0.5),
+        (r"\bcheck\s*(one|box|if)\b", 1.5), (r"\byes\b.{0,20}\bno\b", 0.5),
+        (r"\bto:\s", 0.5), (r"\bfrom:\s", 0.5), (r"\bsubject:\s|\bre:\s", 0.5), (r"\bfax\b", 1.0),
+        (r"\bdate:", 0.5), (r"\bpage\s*\d+\s*of\s*\d+\b", 0.3), (r"\brequest\b", 0.5),
+        (r"\bapproved\s*by\b|\bprepared\s*by\b", 1.0), (r"\bbrand\b", 0.5),
+    ],
+}
+_COMPILED = {t: [(re.compile(p, re.I), w) for p, w in cues] for t, cues in CUES.items()}
+
+OTHER_THRESHOLD = 2.0  # below this best score nothing looks like a known type
+TEMPERATURE = 1.5  # softmax temperature: the score gap needed for a confident call
+
+
+def classify_document(pages: list[PageText], page_info: list[PageInfo]) -> Classification:
+    # The first pages carry the type (titles, headers); the last page carries totals.
+    sample = pages[:3] + (pages[-1:] if len(pages) > 3 else [])
+    text = "\n".join(p.text() for p in sample)
+    scores = {t: _score(text, cues) for t, cues in _COMPILED.items()}
+
+    first = page_info[0] if page_info else None
+    if first and first.height_px and first.width_px:
+        aspect = first.height_px / first.width_px
+        if first.text_source == TextSource.OCR and aspect > 1.8:
+            scores[DocType.RECEIPT] += 2.0  # till slips are long and narrow
+    if len(pages) >= 4:
+        scores[DocType.RECEIPT] -= 2.0  # receipts are short
+        scores[DocType.CONTRACT] += 0.5
+
+    best = max(scores, key=scores.get)
+    if scores[best] < OTHER_THRESHOLD:
+        confidence = 1.0 - scores[best] / (2 * OTHER_THRESHOLD)
+        return Classification(
+            doc_type=DocType.OTHER, confidence=round(confidence, 4),
+            scores={t.value: round(s, 3) for t, s in scores.items()},
+        )
+    exps = {t: math.exp((s - scores[best]) / TEMPERATURE) for t, s in scores.items()}
+    confidence = exps[best] / sum(exps.values())
+    return Classification(
+        doc_type=best, confidence=round(confidence, 4),
+        scores={t.value: round(s, 3) for t, s in scores.items()},
+    )
+
+
+def _score(text: str, cues: list[tuple[re.Pattern[str], float]]) -> float:
+    return sum(w * min(2, len(p.findall(text))) for p, w in cues)

@@ -1,0 +1,524 @@
+"""Extract (embedded): read typed fields from a document's words, no model, no network.
+
+Label/value reading: a field's value is the first value of the right kind to the right of
+one of its labels on the same line, else on the next line. Every value keeps the text as
+printed, its normalized form, page, box and a confidence that reflects how it was found
+(label on the same line > next line > fallback) times the OCR confidence of its words.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+
+from docingest.stages.layout import Line, document_lines
+from docingest.stages.normalize import (
+    CURRENCY_SYMBOLS,
+    ISO_4217,
+    find_amounts,
+    find_dates,
+    format_amount,
+)
+from schemas.fields import DocType
+from schemas.records import ExtractedValue, Extraction, LineItem, PageText
+
+SAME_LINE, NEXT_LINE, FALLBACK = 0.92, 0.75, 0.45
+
+
+@dataclass
+class Candidate:
+    raw: str
+    value: str | None
+    line: Line
+    start: int
+    end: int
+    how: float  # SAME_LINE, NEXT_LINE or FALLBACK
+    context: str | None = None  # text to ground against when the value spans several lines
+
+    def to_value(self, name: str, key: str | None = None, scale: float = 1.0) -> ExtractedValue:
+        ocr_conf = self.line.confidence(self.start, self.end)
+        return ExtractedValue(
+            field_name=name, value_raw=self.raw, value=self.value,
+            confidence=round(max(0.0, min(1.0, self.how * ocr_conf * scale)), 4),
+            page=self.line.page, bbox=self.line.bbox(self.start, self.end),
+            grounded=is_grounded(self.raw, self.context or self.line.text), source=self.line.source, key=key,
+        )
+
+
+def is_grounded(raw: str, text: str) -> bool:
+    """The value as printed occurs in the text (whitespace- and case-insensitive)."""
+    needle = re.sub(r"\s+", "", raw).casefold()
+    return bool(needle) and needle in re.sub(r"\s+", "", text).casefold()
+
+
+# -- label tables (English, German, French) ----------------------------------------------------
+LABELS = {
+    "invoice_number": r"invoice\s*(?:no|number|num|#|nr)\.?|rechnungs?\s*-?\s*(?:nummer|nr)\.?|"
+                      r"facture\s*n[°o]?|n[°o]\s*de\s*facture|receipt\s*(?:no|#)\.?|bill\s*(?:no|#)\.?|"
+                      r"doc(?:ument)?\s*(?:no|#)\.?|inv\s*(?:no|#)\.?|contract\s*(?:no|number|#)\.?|"
+                      r"order\s*(?:no|number|#)\.?|belegnummer|\bnr\.",
+    "invoice_date": r"invoice\s*date|date\s*of\s*issue|issue\s*date|rechnungsdatum|belegdatum|"
+                    r"date\s*de\s*facture|datum|\bdate\b|\bdated\b|\bvom\b|\bdu\b",
+    "due_date": r"due\s*date|payment\s*due|pay\s*by|f[äa]llig(?:keit)?|zahlbar\s*bis|[ée]ch[ée]ance",
+    "total": r"grand\s*total|total\s*amount|amount\s*due|total\s*due|balance\s*due|"
+             r"total\s*payable|rounded\s*total|total\s*\(?incl|nett?\s*total|total\s*ttc|"
+             r"gesamtbetrag|rechnungsbetrag|zu\s*zahlen|zahlbetrag|endbetrag|bruttobetrag|"
+             r"gross\s*amount|total\s*gross|\btotal\b|\bsumme\b|\bmontant\b",
+    "subtotal": r"sub\s*-?\s*total|total\s*excl|net\s*amount|nettobetrag|summe\s*netto|"
+                r"netto|total\s*ht|\bnet\b|warenwert|total\s*before\s*tax",
+    # OCR glues rates to labels ("GST6%"), so a label may be followed by a digit.
+    "tax": r"(?<![a-z])(?:total\s*tax|tax\s*amount|gst|vat|mwst|ust|umsatzsteuer|mehrwertsteuer|"
+           r"tva|tax|steuer)(?![a-z])",
+    "customer_name": r"bill\s*to|sold\s*to|invoice\s*to|customer(?:\s*name)?|client|"
+                     r"advertiser|buyer|k[äa]ufer|kunde|rechnungsempf[äa]nger|destinataire",
+    "vendor_name": r"seller|vendor|supplier|verk[äa]ufer|lieferant|from|vendeur|fournisseur",
+}
+_LABEL_RE = {k: re.compile(v, re.I) for k, v in LABELS.items()}
+# Totals that are not the grand total.
+_NOT_TOTAL = re.compile(
+    r"sub\s*-?\s*total|total\s*(?:qty|quantity|items?|tax|gst|vat|discount|excl|savings)|"
+    r"netto|total\s*ht|\bnet\b(?!t)", re.I
+)
+_TOTAL_PRIORITY = re.compile(
+    r"grand\s*total|amount\s*due|total\s*due|balance\s*due|total\s*payable|rounded\s*total|"
+    r"total\s*\(?incl|gesamtbetrag|rechnungsbetrag|zu\s*zahlen|zahlbetrag|total\s*ttc|"
+    r"gross\s*amount|total\s*gross|bruttobetrag|endbetrag", re.I
+)
+_ID_RE = re.compile(r"[A-Z0-9][A-Z0-9/_.-]*\d[A-Z0-9/_.-]*", re.I)
+
+
+def extract_fields(pages: list[PageText], doc_type: DocType) -> Extraction:
+    lines = document_lines(pages)
+    if doc_type in (DocType.INVOICE, DocType.RECEIPT):
+        return _financial(lines, doc_type)
+    if doc_type == DocType.CONTRACT:
+        return _contract(lines)
+    if doc_type == DocType.FORM:
+        return _form(lines)
+    return Extraction(doc_type=doc_type)
+
+
+# -- financial documents -----------------------------------------------------------------------
+def _guess_dayfirst(lines: list[Line]) -> bool:
+    text = " ".join(l.text for l in lines[:80])
+    # US documents write month first; almost everyone else day first.
+    return not re.search(r"\$|\bUSD\b|\bUS\b|\bU\.S\.", text)
+
+
+def _after_label(lines: list[Line], label: re.Pattern[str], finder, exclude=None) -> list[Candidate]:
+    out: list[Candidate] = []
+    for i, line in enumerate(lines):
+        for m in label.finditer(line.text):
+            if exclude is not None and exclude.search(line.text[max(0, m.start() - 6): m.end() + 12]):
+                continue
+            rest = line.text[m.end():]
+            hits = finder(rest)
+            if hits:
+                s, e, value = hits[0]
+                out.append(Candidate(rest[s:e], value, line, m.end() + s, m.end() + e, SAME_LINE))
+                continue
+            if not rest.strip(" :.#-") and i + 1 < len(lines) and lines[i + 1].page == line.page:
+                nxt = lines[i + 1]
+                hits = finder(nxt.text)
+                if hits:
+                    s, e, value = hits[0]
+                    out.append(Candidate(nxt.text[s:e], value, nxt, s, e, NEXT_LINE))
+    return out
+
+
+def _amount_finder(text: str):
+    # "Tax 8% 25.34": the rate is not the amount.
+    return [(s, e, format_amount(v)) for s, e, v in find_amounts(text)
+            if not re.match(r"\s?%", text[e:e + 2])]
+
+
+def _date_finder(dayfirst: bool):
+    def find(text: str):
+        return [(s, e, d.isoformat()) for s, e, d in find_dates(text, dayfirst) if _plausible(d)]
+    return find
+
+
+def _plausible(d: date) -> bool:
+    return 1990 <= d.year <= 2100
+
+
+def _id_finder(text: str):
+    text_stripped = text.lstrip(" :.#-")
+    offset = len(text) - len(text_stripped)
+    m = _ID_RE.match(text_stripped)
+    if not m:
+        return []
+    return [(offset + m.start(), offset + m.end(), m.group(0))]
+
+
+def _name_finder(text: str):
+    stripped = text.strip(" :.-")
+    if len(stripped) < 2 or not re.search(r"[A-Za-z]{2}", stripped):
+        return []
+    start = text.index(stripped)
+    return [(start, start + len(stripped), stripped)]
+
+
+def _financial(lines: list[Line], doc_type: DocType) -> Extraction:
+    values: list[ExtractedValue] = []
+    dayfirst = _guess_dayfirst(lines)
+    find_date = _date_finder(dayfirst)
+
+    def best(cands: list[Candidate]) -> Candidate | None:
+        return max(cands, key=lambda c: c.how) if cands else None
+
+    # Amounts: grand total first (prefer explicit "grand total"-style labels, then the last
+    # "total" on the document, which is where totals are printed).
+    totals = _after_label(lines, _LABEL_RE["total"], _amount_finder, exclude=_NOT_TOTAL)
+    priority = [c for c in totals if _TOTAL_PRIORITY.search(c.line.text)]
+    total = (priority or totals or [None])[-1] if (priority or totals) else None
+    if total is None:
+        total = _largest_amount(lines)
+    subtotal = best(_after_label(lines, _LABEL_RE["subtotal"], _amount_finder))
+    tax = _tax(lines)
+
+    if total is not None and subtotal is not None and tax is not None:
+        consistent = abs(Decimal(subtotal.value) + Decimal(tax.value) - Decimal(total.value)) <= Decimal("0.02")
+        for cand in (total, subtotal, tax):
+            cand.how = min(1.0, cand.how + 0.08) if consistent else cand.how * 0.8
+    for name, cand in (("total", total), ("subtotal", subtotal), ("tax", tax)):
+        if cand is not None:
+            values.append(cand.to_value(name))
+
+    # Dates.
+    due = best(_after_label(lines, _LABEL_RE["due_date"], find_date))
+    issued_cands = [
+        c for c in _after_label(lines, _LABEL_RE["invoice_date"], find_date)
+        if not _LABEL_RE["due_date"].search(c.line.text)
+    ]
+    issued = issued_cands[0] if issued_cands else None
+    if issued is None:
+        issued = _first_date(lines, find_date, exclude=due)
+    if issued is not None:
+        values.append(issued.to_value("invoice_date"))
+    if due is not None:
+        values.append(due.to_value("due_date"))
+    period = _period(lines, dayfirst)
+    if period:
+        values.extend(period)
+
+    number = best(_after_label(lines, _LABEL_RE["invoice_number"], _id_finder))
+    if number is not None:
+        values.append(number.to_value("invoice_number"))
+
+    currency = _currency(lines)
+    if currency is not None:
+        values.append(currency.to_value("currency"))
+
+    customer = best(_after_label(lines, _LABEL_RE["customer_name"], _name_finder))
+    if customer is not None:
+        values.append(customer.to_value("customer_name", scale=0.8))
+
+    vendor = _vendor(lines)
+    if vendor is not None:
+        name, address = vendor
+        values.append(name.to_value("vendor_name"))
+        if address is not None:
+            values.append(address.to_value("vendor_address"))
+
+    items = _line_items(lines)
+    return Extraction(doc_type=doc_type, values=values, line_items=items)
+
+
+def _tax(lines: list[Line]) -> Candidate | None:
+    cands = _after_label(lines, _LABEL_RE["tax"], _amount_finder)
+    # A tax label followed by "6%" then an amount: the finder skips percentages already.
+    cands = [c for c in cands if not re.search(r"(?i)reg|no\b|id\b|number", c.line.text[: c.start])]
+    if not cands:
+        return None
+    return max(cands, key=lambda c: (c.how, c.line.index))
+
+
+def _largest_amount(lines: list[Line]) -> Candidate | None:
+    best: Candidate | None = None
+    best_value = Decimal(-1)
+    for line in lines:
+        for s, e, v in find_amounts(line.text):
+            if "." in line.text[s:e] or "," in line.text[s:e]:
+                if v > best_value:
+                    best_value = v
+                    best = Candidate(line.text[s:e], format_amount(v), line, s, e, FALLBACK)
+    return best
+
+
+def _first_date(lines: list[Line], finder, exclude: Candidate | None) -> Candidate | None:
+    for line in lines:
+        for s, e, value in finder(line.text):
+            if exclude is not None and exclude.line is line and exclude.start == s:
+                continue
+            return Candidate(line.text[s:e], value, line, s, e, FALLBACK + 0.15)
+    return None
+
+
+_PERIOD_LABEL = re.compile(
+    r"flight\s*dates?|period|leistungszeitraum|abrechnungszeitraum|service\s*dates?|from", re.I
+)
+
+
+def _period(lines: list[Line], dayfirst: bool) -> list[ExtractedValue]:
+    for line in lines:
+        if not _PERIOD_LABEL.search(line.text):
+            continue
+        dates = [d for d in find_dates(line.text, dayfirst) if _plausible(d[2])]
+        if len(dates) >= 2 and dates[0][2] <= dates[1][2]:
+            (s1, e1, d1), (s2, e2, d2) = dates[:2]
+            return [
+                Candidate(line.text[s1:e1], d1.isoformat(), line, s1, e1, NEXT_LINE).to_value("period_start"),
+                Candidate(line.text[s2:e2], d2.isoformat(), line, s2, e2, NEXT_LINE).to_value("period_end"),
+            ]
+    return []
+
+
+def _currency(lines: list[Line]) -> Candidate | None:
+    counts: dict[str, list[Candidate]] = {}
+    # A three-letter code counts only beside an amount or a currency label: "SDN BHD" is a
+    # company suffix, not Bahraini dinars.
+    code_re = re.compile(
+        r"(?:(?<=\d)\s?|(?i:currency|w[äa]hrung|devise)\s*:?\s*)([A-Z]{3})(?![A-Za-z])|"
+        r"(?<![A-Za-z])([A-Z]{3})(?=\s?-?\d)"
+    )
+    sym_re = re.compile(r"(€|£|\$|¥|₹|\bRM(?=\s?\d))")
+    for line in lines:
+        for m in code_re.finditer(line.text):
+            group = 1 if m[1] else 2
+            if m[group] in ISO_4217:
+                counts.setdefault(m[group], []).append(
+                    Candidate(m[group], m[group], line, m.start(group), m.end(group), SAME_LINE))
+        for m in sym_re.finditer(line.text):
+            code = CURRENCY_SYMBOLS.get(m[1])
+            if code:
+                counts.setdefault(code, []).append(
+                    Candidate(m[1], code, line, m.start(1), m.end(1), NEXT_LINE))
+    if not counts:
+        return None
+    code = max(counts, key=lambda c: len(counts[c]))
+    cand = counts[code][0]
+    if len(counts) > 1:
+        cand.how *= 0.7  # two currencies on one document: less sure which one is the invoice's
+    return cand
+
+
+_NOISE_LINE = re.compile(
+    r"^(tax\s*invoice|invoice|receipt|rechnung|facture|official\s*receipt|cash\s*(sale|bill)|"
+    r"welcome|copy|original|page\s*\d|seite\s*\d|bill|simplified)\b", re.I
+)
+_ADDRESS_STOP = re.compile(
+    r"\b(tel|phone|fax|gst|vat|reg|e-?mail|www\.|http|invoice|receipt|date|no\.?\s*:|ust|"
+    r"number|bill\s*to|kunde)\b|rechnung|facture|nummer|"
+    r"\d{1,2}[/.-]\d{1,2}[/.-]\d{2,4}", re.I
+)
+# A document title printed on the same row as the issuer's name ("ACME LTD      INVOICE").
+_TITLE_TAIL = re.compile(r"\s+(tax\s+invoice|invoice|rechnung|facture|receipt)\b.*$", re.I)
+_NAME_STOP = re.compile(r"\b(tel|phone|fax|e-?mail|www\.|http|date|datum)\b|\d{1,2}[/.-]\d{1,2}[/.-]\d{2,4}", re.I)
+
+
+def _vendor(lines: list[Line]) -> tuple[Candidate, Candidate | None] | None:
+    """The issuer: a labelled seller name, else the first substantial line at the top of page 1."""
+    labelled = _after_label(lines, _LABEL_RE["vendor_name"], _name_finder)
+    if labelled:
+        c = labelled[0]
+        c.how = min(c.how, 0.7)
+        return c, None
+    first_page = [l for l in lines if l.page == lines[0].page] if lines else []
+    for i, line in enumerate(first_page[:8]):
+        text = _TITLE_TAIL.sub("", line.text).strip()
+        if len(text) < 3 or _NOISE_LINE.match(text) or not re.search(r"[A-Za-z]{3}", text):
+            continue
+        if _NAME_STOP.search(text) or find_amounts(text) and not re.search(r"[A-Za-z]{4}", text):
+            continue
+        name = Candidate(text, text, line, 0, len(text), FALLBACK + 0.15)
+        address_lines = []
+        for nxt in first_page[i + 1: i + 6]:
+            if _ADDRESS_STOP.search(nxt.text) or _NOISE_LINE.match(nxt.text):
+                break
+            address_lines.append(nxt)
+        address = None
+        if address_lines:
+            joined = " ".join(l.text for l in address_lines)
+            address = Candidate(joined, joined, address_lines[0], 0, len(address_lines[0].text),
+                                FALLBACK, context=joined)
+        return name, address
+    return None
+
+
+_ITEM_HEADER = re.compile(r"\b(description|item|article|artikel|bezeichnung|qty|quantity|menge|désignation)\b", re.I)
+
+
+def _line_items(lines: list[Line]) -> list[LineItem]:
+    """Rows after an item header whose trailing amounts read qty x unit price = amount."""
+    items: list[LineItem] = []
+    in_table = False
+    for line in lines:
+        if _ITEM_HEADER.search(line.text) and len(find_amounts(line.text)) == 0:
+            in_table = True
+            continue
+        if not in_table:
+            continue
+        if re.search(r"(?i)\b(sub\s*-?total|total|summe|gesamt|netto|tax|vat|gst|mwst|ust)\b", line.text):
+            in_table = False
+            continue
+        amounts = _trailing_amounts(line.text)
+        if len(amounts) < 2:
+            continue
+        description = line.text[:amounts[0][0]].strip(" -:x")
+        if not re.search(r"[A-Za-z]{3}", description):
+            continue
+        nums = [a[2] for a in amounts]
+        qty = unit = None
+        amount = nums[-1]
+        confidence = 0.5
+        if len(nums) >= 3 and abs(nums[-3] * nums[-2] - amount) <= Decimal("0.02"):
+            qty, unit = nums[-3], nums[-2]
+            confidence = 0.85
+        elif abs(nums[-2] - amount) <= Decimal("0.005"):
+            qty, unit = Decimal(1), nums[-2]
+            confidence = 0.7
+        items.append(LineItem(
+            line_no=len(items) + 1, description=description,
+            quantity=_plain(qty) if qty is not None else None,
+            unit_price=format_amount(unit) if unit is not None else None,
+            amount=format_amount(amount), page=line.page, confidence=confidence,
+        ))
+    return items
+
+
+def _trailing_amounts(text: str) -> list[tuple[int, int, Decimal]]:
+    """The run of numbers at the end of a row (qty, unit price, amount), ignoring numbers
+    inside the description ("Drill 18V", "paper A4, 5 reams")."""
+    amounts = find_amounts(text)
+    run: list[tuple[int, int, Decimal]] = []
+    end = len(text.rstrip())
+    for s, e, v in reversed(amounts):
+        gap = text[e:end]
+        if re.fullmatch(r"[\s$€£%]*(?:[A-Z]{3})?[\s]*|\s*x\s*", gap, re.I):
+            run.insert(0, (s, e, v))
+            end = s
+            while end > 0 and text[end - 1] in " $€£":
+                end -= 1
+            if len(run) == 3:
+                break
+        else:
+            break
+    return run
+
+
+def _plain(value: Decimal) -> str:
+    text = f"{value:f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+# -- contracts -----------------------------------------------------------------------------------
+_BETWEEN = re.compile(
+    r"\bbetween\s*:?\s+(.{3,160}?)(?:\s*\(|,\s*a\s|,\s*an\s|,\s*having|,\s*with)"
+    r".{0,400}?\band\s+(.{3,160}?)(?:\s*\(|,\s*a\s|,\s*an\s|,\s*having|,\s*with|\.\s)",
+    re.I | re.S,
+)
+_EFFECTIVE = re.compile(
+    r"(?:effective\s+(?:as\s+of|date|on)|dated\s+(?:as\s+of)?|entered\s+into\s+(?:as\s+of|on)|"
+    r"made\s+(?:as\s+of|on)|as\s+of)\s*:?\s*", re.I
+)
+_GOVERNED = re.compile(
+    r"(?:governed\s+by|construed\s+(?:in\s+accordance\s+with|under)|subject\s+to)\s+(?:and\s+\w+\s+)?"
+    r"(?:[\w\s,]{0,60}?)?the\s+(?:internal\s+|substantive\s+)?laws?\s+of\s+(?:the\s+)?"
+    r"(?:(?i:state)\s+of\s+|(?i:commonwealth)\s+of\s+)?([A-Z][A-Za-z]+(?:\s+[A-Z][a-z]+)?)",
+)
+_TERM = re.compile(
+    r"\b(?:term|period)\s+of\s+(?:\w+\s+)?\(?(\d+|one|two|three|four|five|six|seven|eight|nine|ten|"
+    r"twelve|eighteen|twenty-four|thirty-six)\)?\s*(?:\(\d+\)\s*)?(years?|months?|days?)\b",
+    re.I,
+)
+_NUMBER_WORDS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7,
+                 "eight": 8, "nine": 9, "ten": 10, "twelve": 12, "eighteen": 18,
+                 "twenty-four": 24, "thirty-six": 36}
+
+
+def _contract(lines: list[Line]) -> Extraction:
+    values: list[ExtractedValue] = []
+    head = lines[:120]
+    text, index = _joined(head)
+
+    m = _BETWEEN.search(text)
+    if m:
+        for group in (1, 2):
+            raw = re.sub(r"\s+", " ", m.group(group)).strip(" ,;:\"“”")
+            raw = re.sub(r"^(the\s+)", "", raw, flags=re.I)
+            if raw:
+                values.append(_span_value("parties", raw, m.start(group), m.end(group), index, NEXT_LINE))
+
+    for em in _EFFECTIVE.finditer(text):
+        dates = find_dates(text[em.end(): em.end() + 40], dayfirst=False)
+        if dates and dates[0][0] == 0 and _plausible(dates[0][2]):
+            s, e, d = dates[0]
+            values.append(_span_value("effective_date", text[em.end() + s: em.end() + e], em.end() + s,
+                                      em.end() + e, index, SAME_LINE, value=d.isoformat()))
+            break
+    else:
+        dates = [d for d in find_dates(text, dayfirst=False) if _plausible(d[2])]
+        if dates:
+            s, e, d = dates[0]
+            values.append(_span_value("effective_date", text[s:e], s, e, index, FALLBACK, value=d.isoformat()))
+
+    full, full_index = _joined(lines)
+    g = _GOVERNED.search(full)
+    if g:
+        values.append(_span_value("jurisdiction", g.group(1), g.start(1), g.end(1), full_index, NEXT_LINE))
+    t = _TERM.search(full)
+    if t:
+        n = t.group(1).lower()
+        number = int(n) if n.isdigit() else _NUMBER_WORDS[n]
+        unit = t.group(2).lower().rstrip("s") + "s"
+        values.append(_span_value("term", t.group(0), t.start(), t.end(), full_index, NEXT_LINE,
+                                  value=f"{number}_{unit}"))
+    return Extraction(doc_type=DocType.CONTRACT, values=values)
+
+
+def _joined(lines: list[Line]) -> tuple[str, list[tuple[int, Line]]]:
+    """Lines joined by spaces, with the offset at which each line starts."""
+    parts, index, pos = [], [], 0
+    for line in lines:
+        index.append((pos, line))
+        parts.append(line.text)
+        pos += len(line.text) + 1
+    return " ".join(parts), index
+
+
+def _span_value(name: str, raw: str, start: int, end: int, index: list[tuple[int, Line]],
+                how: float, value: str | None = None) -> ExtractedValue:
+    line_start, line = next(((s, l) for s, l in reversed(index) if s <= start), index[0])
+    cand = Candidate(raw, value if value is not None else raw, line,
+                     start - line_start, max(start - line_start + 1, min(end - line_start, len(line.text))), how)
+    result = cand.to_value(name)
+    # A span that wraps onto the next line is still seen on the page.
+    result.grounded = is_grounded(raw, " ".join(l.text for _, l in index))
+    return result
+
+
+# -- forms ---------------------------------------------------------------------------------------
+_KEY_VALUE = re.compile(r"^\s*([A-Za-z][^:]{1,60}?)\s*:\s*(.*)$")
+
+
+def _form(lines: list[Line]) -> Extraction:
+    values: list[ExtractedValue] = []
+    for i, line in enumerate(lines):
+        m = _KEY_VALUE.match(line.text)
+        if not m:
+            continue
+        key, rest = m.group(1).strip(), m.group(2).strip()
+        if rest:
+            start = line.text.index(rest, m.start(2))
+            cand = Candidate(rest, rest, line, start, start + len(rest), SAME_LINE * 0.8)
+        elif i + 1 < len(lines) and lines[i + 1].page == line.page and ":" not in lines[i + 1].text:
+            nxt = lines[i + 1]
+            cand = Candidate(nxt.text, nxt.text, nxt, 0, len(nxt.text), NEXT_LINE * 0.7)
+        else:
+            continue
+        values.append(cand.to_value("key_values", key=key))
+    return Extraction(doc_type=DocType.FORM, values=values)
+

@@ -1,0 +1,65 @@
+"""Lines of text with the word boxes behind every character span.
+
+Extraction matches regular expressions on line text; ``Line.bbox`` and ``Line.confidence``
+map a matched span back to the words it covers, so every value keeps its page and box.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from schemas.records import BBox, PageText, TextSource, Word
+
+
+@dataclass(slots=True)
+class Line:
+    page: int
+    index: int  # order within the document
+    words: list[Word]
+    text: str
+    starts: list[int]  # character offset of each word in ``text``
+    source: TextSource
+
+    def span_words(self, start: int, end: int) -> list[Word]:
+        return [
+            w for w, s in zip(self.words, self.starts) if s < end and s + len(w.text) > start
+        ]
+
+    def bbox(self, start: int, end: int) -> BBox | None:
+        return union_bbox(self.span_words(start, end))
+
+    def confidence(self, start: int, end: int) -> float:
+        words = self.span_words(start, end)
+        return min((w.confidence for w in words), default=0.0)
+
+    @property
+    def top(self) -> float:
+        return min((w.bbox[1] for w in self.words), default=0.0)
+
+
+def union_bbox(words: list[Word]) -> BBox | None:
+    if not words:
+        return None
+    return (
+        min(w.bbox[0] for w in words), min(w.bbox[1] for w in words),
+        max(w.bbox[2] for w in words), max(w.bbox[3] for w in words),
+    )
+
+
+def document_lines(pages: list[PageText]) -> list[Line]:
+    lines: list[Line] = []
+    for page in pages:
+        by_line: dict[int, list[Word]] = {}
+        for word in page.words:
+            by_line.setdefault(word.line, []).append(word)
+        for _, words in sorted(by_line.items()):
+            words.sort(key=lambda w: w.bbox[0])
+            starts, parts, pos = [], [], 0
+            for w in words:
+                starts.append(pos)
+                parts.append(w.text)
+                pos += len(w.text) + 1
+            lines.append(
+                Line(page.page, len(lines), words, " ".join(parts), starts, page.source)
+            )
+    return lines

@@ -1,0 +1,162 @@
+"""Normalize values as printed into warehouse form: ISO dates, decimal amounts, ISO-4217 codes."""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from decimal import Decimal, InvalidOperation
+
+# Active ISO-4217 codes (2024 list, funds and precious metals left out).
+ISO_4217 = frozenset(
+    """AED AFN ALL AMD ANG AOA ARS AUD AWG AZN BAM BBD BDT BGN BHD BIF BMD BND BOB BRL BSD BTN
+    BWP BYN BZD CAD CDF CHF CLP CNY COP CRC CUP CVE CZK DJF DKK DOP DZD EGP ERN ETB EUR FJD FKP
+    GBP GEL GHS GIP GMD GNF GTQ GYD HKD HNL HTG HUF IDR ILS INR IQD IRR ISK JMD JOD JPY KES KGS
+    KHR KMF KPW KRW KWD KYD KZT LAK LBP LKR LRD LSL LYD MAD MDL MGA MKD MMK MNT MOP MRU MUR MVR
+    MWK MXN MYR MZN NAD NGN NIO NOK NPR NZD OMR PAB PEN PGK PHP PKR PLN PYG QAR RON RSD RUB RWF
+    SAR SBD SCR SDG SEK SGD SHP SLE SOS SRD SSP STN SVC SYP SZL THB TJS TMT TND TOP TRY TTD TWD
+    TZS UAH UGX USD UYU UZS VES VND VUV WST XAF XCD XOF XPF YER ZAR ZMW ZWL""".split()
+)
+
+# Symbols and local abbreviations that name one currency unambiguously enough to use.
+CURRENCY_SYMBOLS = {"€": "EUR", "£": "GBP", "$": "USD", "US$": "USD", "RM": "MYR", "¥": "JPY",
+                    "₹": "INR", "CHF": "CHF", "Fr.": "CHF", "zł": "PLN", "kr": "SEK"}
+
+MONTHS = {
+    # English, German, French: the languages of the documents we have seen.
+    "jan": 1, "january": 1, "januar": 1, "janvier": 1, "jän": 1,
+    "feb": 2, "february": 2, "februar": 2, "février": 2, "fevrier": 2,
+    "mar": 3, "march": 3, "märz": 3, "maerz": 3, "mars": 3,
+    "apr": 4, "april": 4, "avril": 4,
+    "may": 5, "mai": 5,
+    "jun": 6, "june": 6, "juni": 6, "juin": 6,
+    "jul": 7, "july": 7, "juli": 7, "juillet": 7,
+    "aug": 8, "august": 8, "août": 8, "aout": 8,
+    "sep": 9, "sept": 9, "september": 9, "septembre": 9,
+    "oct": 10, "october": 10, "oktober": 10, "okt": 10, "octobre": 10,
+    "nov": 11, "november": 11, "novembre": 11,
+    "dec": 12, "december": 12, "dezember": 12, "dez": 12, "décembre": 12, "decembre": 12,
+}
+_MONTH_ALT = "|".join(sorted((re.escape(m) for m in MONTHS), key=len, reverse=True))
+
+DATE_PATTERNS = [
+    # 2018-04-18, 2018/04/18, 2018.04.18
+    ("ymd", re.compile(r"\b(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})\b")),
+    # 18.04.2018 / 18-04-2018 / 04/18/2018 / 18/04/18
+    ("num", re.compile(r"\b(\d{1,2})\s?([./-])\s?(\d{1,2})\s?\2\s?(\d{4}|\d{2})\b")),
+    # 18 April 2018, 18. April 2018, 18-Apr-2018, 18 Apr, 2018
+    ("dmy_text", re.compile(rf"\b(\d{{1,2}})(?:st|nd|rd|th)?\.?[\s-]*({_MONTH_ALT})\.?,?[\s-]*(\d{{4}}|\d{{2}})\b", re.I)),
+    # April 18, 2018 / Apr 18 2018 / April 18th, 2018
+    ("mdy_text", re.compile(rf"\b({_MONTH_ALT})\.?\s+(\d{{1,2}})(?:st|nd|rd|th)?,?\s+(\d{{4}})\b", re.I)),
+]
+
+
+def _year(text: str) -> int:
+    year = int(text)
+    if year < 100:
+        year += 2000 if year < 70 else 1900
+    return year
+
+
+def _make(year: int, month: int, day: int) -> date | None:
+    try:
+        return date(year, month, day)
+    except ValueError:
+        return None
+
+
+def find_dates(text: str, dayfirst: bool = True) -> list[tuple[int, int, date]]:
+    """Every date in ``text`` as (start, end, date). Ambiguous numeric dates use ``dayfirst``
+    unless only one reading is a valid date; dotted dates are always day-first."""
+    found: list[tuple[int, int, date]] = []
+    taken: list[tuple[int, int]] = []
+    for kind, pattern in DATE_PATTERNS:
+        for m in pattern.finditer(text):
+            if any(m.start() < e and s < m.end() for s, e in taken):
+                continue
+            parsed: date | None = None
+            if kind == "ymd":
+                parsed = _make(int(m[1]), int(m[2]), int(m[3]))
+            elif kind == "num":
+                a, sep, b, y = int(m[1]), m[2], int(m[3]), _year(m[4])
+                first = dayfirst or sep == "."
+                parsed = _make(y, b, a) if first else _make(y, a, b)
+                if parsed is None:
+                    parsed = _make(y, a, b) if first else _make(y, b, a)
+            elif kind == "dmy_text":
+                parsed = _make(_year(m[3]), MONTHS[m[2].lower()], int(m[1]))
+            else:
+                parsed = _make(int(m[3]), MONTHS[m[1].lower()], int(m[2]))
+            if parsed is not None:
+                found.append((m.start(), m.end(), parsed))
+                taken.append((m.start(), m.end()))
+    found.sort()
+    return found
+
+
+def parse_date(text: str, dayfirst: bool = True) -> date | None:
+    dates = find_dates(text, dayfirst)
+    return dates[0][2] if dates else None
+
+
+AMOUNT_RE = re.compile(
+    r"(?<![\w.,])(-?\(?)\s?(?:[$€£¥]|RM|EUR|USD|GBP|MYR)?\s?"
+    r"(\d{1,3}(?:[,.' ]\d{3})+(?:[.,]\d{1,2})?|\d+(?:[.,]\d{1,2})?)(\)?-?)(?![\d])"
+)
+
+
+def parse_amount(text: str) -> Decimal | None:
+    """'1.234,56' / '1,234.56' / 'RM 12.00' / '(5.00)' -> Decimal. None when not an amount."""
+    m = AMOUNT_RE.search(text.replace("\u00a0", " "))
+    if not m:
+        return None
+    return _to_decimal(m[2], negative=bool(m[1].strip()) or m[3].endswith("-"))
+
+
+def _to_decimal(number: str, negative: bool = False) -> Decimal | None:
+    number = number.replace(" ", "").replace("'", "")
+    last_dot, last_comma = number.rfind("."), number.rfind(",")
+    decimal_sep = None
+    if last_dot >= 0 and last_comma >= 0:
+        decimal_sep = "." if last_dot > last_comma else ","
+    elif last_comma >= 0:
+        # "12,50" is a decimal comma; "1,250" is a thousands separator.
+        decimal_sep = "," if len(number) - last_comma - 1 in (1, 2) else None
+    elif last_dot >= 0:
+        decimal_sep = "." if len(number) - last_dot - 1 != 3 or number.count(".") == 1 else None
+    if decimal_sep:
+        whole, frac = number[: number.rfind(decimal_sep)], number[number.rfind(decimal_sep) + 1:]
+        number = re.sub(r"[.,]", "", whole) + "." + frac
+    else:
+        number = re.sub(r"[.,]", "", number)
+    try:
+        value = Decimal(number)
+    except InvalidOperation:
+        return None
+    return -value if negative else value
+
+
+def format_amount(value: Decimal) -> str:
+    """Plain decimal string with at least 2 decimals: 262.9 -> '262.90'."""
+    quantized = value.quantize(Decimal("0.01")) if value.as_tuple().exponent >= -2 else value
+    return f"{quantized:f}"
+
+
+def find_amounts(text: str) -> list[tuple[int, int, Decimal]]:
+    out = []
+    for m in AMOUNT_RE.finditer(text.replace("\u00a0", " ")):
+        value = _to_decimal(m[2], negative=bool(m[1].strip()) or m[3].endswith("-"))
+        if value is not None:
+            out.append((m.start(2), m.end(2), value))
+    return out
+
+
+def normalize_currency(text: str) -> str | None:
+    token = text.strip()
+    if token.upper() in ISO_4217:
+        return token.upper()
+    return CURRENCY_SYMBOLS.get(token)
+
+
+def fold_text(text: str) -> str:
+    """Case- and whitespace-insensitive form used to compare names and addresses."""
+    return re.sub(r"[\W_]+", " ", text.casefold()).strip()

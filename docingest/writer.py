@@ -1,0 +1,151 @@
+"""The one writer of outputs: table layout, schemas, atomic files, the run manifest.
+
+Layout: ``OUT/<table>/run_date=YYYY-MM-DD/part-<run_id>.parquet`` (hive-partitioned) and
+``OUT/runs/<run_id>.json``. Every file is written under a dot-name in its final folder,
+fsynced and renamed into place: readers (pyarrow datasets, Spark, DuckDB) skip dot-files,
+and a rename within one folder is atomic, so a crash never leaves a half file where a
+reader would pick it up. The manifest is written last: a run without one did not finish.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from datetime import datetime, timezone
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from docingest.errors import RunError
+from schemas.records import DocumentResult
+from schemas.tables import TABLES
+
+
+def check_writable(out: Path) -> None:
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out, prefix=".probe-"):
+            pass
+    except OSError as exc:
+        raise RunError(f"output folder {out} is not writable: {exc}") from exc
+
+
+def rows_for(results: list[DocumentResult], run_id: str) -> dict[str, list[dict[str, Any]]]:
+    """Flatten document results into the rows of every table."""
+    rows: dict[str, list[dict[str, Any]]] = {name: [] for name in TABLES}
+    for r in results:
+        doc_type = r.classification.doc_type.value if r.classification else None
+        rows["documents"].append({
+            "doc_id": r.doc_id, "source_path": r.source_path, "source_paths": r.source_paths,
+            "media_type": r.media_type, "size_bytes": r.size_bytes, "doc_type": doc_type,
+            "doc_type_confidence": r.classification.confidence if r.classification else None,
+            "page_count": r.page_count, "status": r.status.value,
+            "review_reasons": r.review_reasons, "error_count": len(r.errors),
+            "duration_ms": r.duration_ms, "run_id": run_id, "processed_at": r.processed_at,
+        })
+        for p in r.pages:
+            rows["pages"].append({
+                "doc_id": r.doc_id, "page": p.page, "width_px": p.width_px, "height_px": p.height_px,
+                "text_source": p.text_source.value if p.text_source else None,
+                "word_count": p.word_count, "mean_confidence": p.mean_confidence,
+                "strategy_reason": p.strategy_reason, "render_ms": p.render_ms,
+                "read_ms": p.read_ms, "run_id": run_id,
+            })
+        if r.extraction is not None:
+            for v in r.extraction.values:
+                rows["fields"].append({
+                    "doc_id": r.doc_id, "doc_type": doc_type, "field_name": v.field_name,
+                    "key": v.key, "value_raw": v.value_raw, "value": v.value,
+                    "confidence": v.confidence, "page": v.page,
+                    "bbox": list(v.bbox) if v.bbox else None, "grounded": v.grounded,
+                    "source": v.source.value, "run_id": run_id,
+                })
+            for li in r.extraction.line_items:
+                rows["line_items"].append({
+                    "doc_id": r.doc_id, "line_no": li.line_no, "description": li.description,
+                    "quantity": _dec(li.quantity), "unit_price": _dec(li.unit_price),
+                    "amount": _dec(li.amount), "page": li.page, "confidence": li.confidence,
+                    "run_id": run_id,
+                })
+        for rr in r.rule_results:
+            rows["rule_results"].append({
+                "doc_id": r.doc_id, "rule_id": rr.rule_id, "severity": rr.severity.value,
+                "passed": rr.passed, "message": rr.message, "run_id": run_id,
+            })
+        if r.status.value == "needs_review":
+            rows["review_queue"].append({
+                "doc_id": r.doc_id, "source_path": r.source_path, "doc_type": doc_type,
+                "reasons": r.review_reasons, "run_id": run_id, "queued_at": r.processed_at,
+            })
+        for e in r.errors:
+            rows["failures"].append({
+                "doc_id": r.doc_id, "source_path": r.source_path, "page": e.page,
+                "stage": e.stage.value, "error_kind": e.kind, "message": e.message,
+                "run_id": run_id,
+            })
+    return rows
+
+
+def _dec(value: str | None) -> Decimal | None:
+    if value is None:
+        return None
+    # The column holds 6 decimals; a longer value is rounded rather than failing the write.
+    return Decimal(value).quantize(Decimal("0.000001"))
+
+
+class OutputWriter:
+    def __init__(self, out: Path, run_id: str, run_date: str):
+        self.out = out
+        self.run_id = run_id
+        self.run_date = run_date
+
+    def table_path(self, table: str) -> Path:
+        return self.out / table / f"run_date={self.run_date}" / f"part-{self.run_id}.parquet"
+
+    def write_tables(self, results: list[DocumentResult]) -> dict[str, dict[str, Any]]:
+        written: dict[str, dict[str, Any]] = {}
+        for table, rows in rows_for(results, self.run_id).items():
+            arrow = pa.Table.from_pylist(rows, schema=TABLES[table])
+            path = self.table_path(table)
+            _atomic_write(path, lambda tmp: pq.write_table(arrow, tmp, compression="zstd"))
+            written[table] = {"path": str(path.relative_to(self.out)), "rows": arrow.num_rows}
+        return written
+
+    def write_manifest(self, manifest: dict[str, Any]) -> Path:
+        path = self.out / "runs" / f"{self.run_id}.json"
+        text = json.dumps(manifest, indent=2, default=_json_default, sort_keys=False)
+        _atomic_write(path, lambda tmp: Path(tmp).write_text(text + "\n", encoding="utf-8"))
+        return path
+
+
+def _atomic_write(path: Path, write) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.astimezone(timezone.utc).isoformat()
+    if isinstance(value, (Path, Decimal)):
+        return str(value)
+    if hasattr(value, "value"):
+        return value.value
+    raise TypeError(f"not JSON serializable: {type(value).__name__}")

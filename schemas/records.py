@@ -1,0 +1,178 @@
+"""Records that flow between stages. Stages take and return these; nothing else crosses."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import Enum
+
+from pydantic import BaseModel, Field
+
+from schemas.fields import DocType
+
+# A bounding box normalized to the page: (x0, y0, x1, y1), origin top-left, each in [0, 1].
+BBox = tuple[float, float, float, float]
+
+
+class TextSource(str, Enum):
+    TEXT_LAYER = "text_layer"
+    OCR = "ocr"
+    VLM = "vlm"
+
+
+class Status(str, Enum):
+    ACCEPTED = "accepted"
+    NEEDS_REVIEW = "needs_review"
+    FAILED = "failed"
+
+
+class Stage(str, Enum):
+    DISCOVER = "discover"
+    RENDER = "render"
+    VALIDATE = "validate"
+    OCR = "ocr"
+    CLASSIFY = "classify"
+    EXTRACT = "extract"
+    RULES = "rules"
+    ROUTE = "route"
+    WRITE = "write"
+
+
+class Severity(str, Enum):
+    ERROR = "error"
+    WARNING = "warning"
+
+
+# Words are a plain slotted dataclass rather than pydantic: a 500-page PDF holds a few
+# hundred thousand of them, and a pydantic model per word costs ~10x the memory.
+@dataclass(slots=True, frozen=True)
+class Word:
+    text: str
+    bbox: BBox
+    confidence: float  # 1.0 for text-layer words
+    line: int  # line index within the page, in reading order
+
+
+class SourceDocument(BaseModel, frozen=True):
+    """One distinct input: all paths that hold the same bytes share one doc_id."""
+
+    doc_id: str  # sha256 of the file bytes
+    path: str  # canonical path (first in sorted order)
+    paths: tuple[str, ...]
+    size_bytes: int
+    media_type: str | None  # sniffed from the bytes, None when unrecognised
+
+    @property
+    def name(self) -> str:
+        return self.path.rsplit("/", 1)[-1]
+
+
+class StageError(BaseModel):
+    stage: Stage
+    kind: str  # the typed exception's kind, e.g. "encrypted_pdf"
+    message: str
+    page: int | None = None  # 1-based
+    transient: bool = False
+
+
+class PageInfo(BaseModel):
+    page: int  # 1-based
+    width_px: int = 0
+    height_px: int = 0
+    text_source: TextSource | None = None
+    word_count: int = 0
+    mean_confidence: float | None = None
+    strategy_reason: str = ""
+    render_ms: float = 0.0
+    read_ms: float = 0.0
+
+
+@dataclass(slots=True)
+class PageText:
+    """What one page says: its words with boxes, from the text layer or OCR."""
+
+    page: int
+    source: TextSource
+    words: list[Word]
+
+    def lines(self) -> list[list[Word]]:
+        by_line: dict[int, list[Word]] = {}
+        for word in self.words:
+            by_line.setdefault(word.line, []).append(word)
+        return [sorted(ws, key=lambda w: w.bbox[0]) for _, ws in sorted(by_line.items())]
+
+    def text(self) -> str:
+        return "\n".join(" ".join(w.text for w in line) for line in self.lines())
+
+
+class Classification(BaseModel):
+    doc_type: DocType
+    confidence: float = Field(ge=0.0, le=1.0)
+    scores: dict[str, float] = Field(default_factory=dict)
+
+
+class ExtractedValue(BaseModel):
+    field_name: str
+    value_raw: str  # as printed
+    value: str | None  # normalized: ISO date, decimal amount, ISO-4217 code; None if not parseable
+    confidence: float = Field(ge=0.0, le=1.0)
+    page: int | None = None
+    bbox: BBox | None = None
+    grounded: bool = False  # the raw text is found in that page's words: seen, not inferred
+    source: TextSource = TextSource.TEXT_LAYER
+    key: str | None = None  # forms: the key of a key/value pair
+
+
+class LineItem(BaseModel):
+    line_no: int
+    description: str | None = None
+    quantity: str | None = None
+    unit_price: str | None = None
+    amount: str | None = None
+    page: int | None = None
+    confidence: float = 0.0
+
+
+class Extraction(BaseModel):
+    doc_type: DocType
+    values: list[ExtractedValue] = Field(default_factory=list)
+    line_items: list[LineItem] = Field(default_factory=list)
+
+    def get(self, name: str) -> ExtractedValue | None:
+        return next((v for v in self.values if v.field_name == name), None)
+
+
+class RuleResult(BaseModel):
+    rule_id: str
+    severity: Severity
+    passed: bool
+    message: str
+
+
+class DocumentResult(BaseModel):
+    """Everything the pipeline learned about one document; the writer turns it into rows."""
+
+    doc_id: str | None
+    source_path: str
+    source_paths: list[str]
+    media_type: str | None = None
+    size_bytes: int = 0
+    page_count: int = 0
+    pages: list[PageInfo] = Field(default_factory=list)
+    classification: Classification | None = None
+    extraction: Extraction | None = None
+    rule_results: list[RuleResult] = Field(default_factory=list)
+    status: Status = Status.FAILED
+    review_reasons: list[str] = Field(default_factory=list)
+    errors: list[StageError] = Field(default_factory=list)
+    processed_at: datetime | None = None
+    duration_ms: float = 0.0
+
+
+@dataclass(slots=True)
+class PageInput:
+    """What an engine reads: one page's text-layer words and, when rendered, its image."""
+
+    page: int  # 1-based
+    text_layer: list[Word]
+    image: object | None = None  # PIL.Image.Image, preprocessed; None when not rendered

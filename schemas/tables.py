@@ -1,0 +1,94 @@
+"""Output contract v1: the pyarrow schema of every table docingest writes."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+CONTRACT_VERSION = "1"
+
+_TS = pa.timestamp("us", tz="UTC")
+# Line-item numbers are exact decimals in the warehouse, never floats.
+_DEC = pa.decimal128(20, 6)
+_BBOX = pa.list_(pa.float32(), 4)
+
+TABLES: dict[str, pa.Schema] = {
+    "documents": pa.schema([
+        ("doc_id", pa.string()),  # null only for a file that could not be read at all
+        ("source_path", pa.string()),
+        ("source_paths", pa.list_(pa.string())),
+        ("media_type", pa.string()),
+        ("size_bytes", pa.int64()),
+        ("doc_type", pa.string()),
+        ("doc_type_confidence", pa.float64()),
+        ("page_count", pa.int32()),
+        ("status", pa.string()),
+        ("review_reasons", pa.list_(pa.string())),
+        ("error_count", pa.int32()),
+        ("duration_ms", pa.float64()),
+        ("run_id", pa.string()),
+        ("processed_at", _TS),
+    ]),
+    "pages": pa.schema([
+        ("doc_id", pa.string()),
+        ("page", pa.int32()),
+        ("width_px", pa.int32()),
+        ("height_px", pa.int32()),
+        ("text_source", pa.string()),
+        ("word_count", pa.int32()),
+        ("mean_confidence", pa.float64()),
+        ("strategy_reason", pa.string()),
+        ("render_ms", pa.float64()),
+        ("read_ms", pa.float64()),
+        ("run_id", pa.string()),
+    ]),
+    "fields": pa.schema([
+        ("doc_id", pa.string()),
+        ("doc_type", pa.string()),
+        ("field_name", pa.string()),
+        ("key", pa.string()),  # forms: the key of a key/value pair
+        ("value_raw", pa.string()),
+        ("value", pa.string()),
+        ("confidence", pa.float64()),
+        ("page", pa.int32()),
+        ("bbox", _BBOX),  # x0, y0, x1, y1 normalized to the page, origin top-left
+        ("grounded", pa.bool_()),
+        ("source", pa.string()),
+        ("run_id", pa.string()),
+    ]),
+    "line_items": pa.schema([
+        ("doc_id", pa.string()),
+        ("line_no", pa.int32()),
+        ("description", pa.string()),
+        ("quantity", _DEC),
+        ("unit_price", _DEC),
+        ("amount", _DEC),
+        ("page", pa.int32()),
+        ("confidence", pa.float64()),
+        ("run_id", pa.string()),
+    ]),
+    "rule_results": pa.schema([
+        ("doc_id", pa.string()),
+        ("rule_id", pa.string()),
+        ("severity", pa.string()),
+        ("passed", pa.bool_()),
+        ("message", pa.string()),
+        ("run_id", pa.string()),
+    ]),
+    "review_queue": pa.schema([
+        ("doc_id", pa.string()),
+        ("source_path", pa.string()),
+        ("doc_type", pa.string()),
+        ("reasons", pa.list_(pa.string())),
+        ("run_id", pa.string()),
+        ("queued_at", _TS),
+    ]),
+    "failures": pa.schema([
+        ("doc_id", pa.string()),
+        ("source_path", pa.string()),
+        ("page", pa.int32()),
+        ("stage", pa.string()),
+        ("error_kind", pa.string()),
+        ("message", pa.string()),
+        ("run_id", pa.string()),
+    ]),
+}

@@ -1,0 +1,24 @@
+"""Per-document task: one Prefect task per document, its pages inside (≈70 ms per task call
+makes per-page tasks too costly)."""
+
+from __future__ import annotations
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from docingest.config import Settings
+from docingest.pipeline import Engines, process_document
+from schemas.records import DocumentResult, SourceDocument
+from tasks.retry import retry_if_transient
+
+
+@task(
+    name="process-document",
+    task_run_name="{source.name}",
+    # Engines hold model sessions and the inputs are file paths: nothing to hash or persist.
+    cache_policy=NO_CACHE,
+    retry_condition_fn=retry_if_transient,
+    retry_jitter_factor=0.5,
+)
+def process_document_task(source: SourceDocument, settings: Settings, engines: Engines) -> DocumentResult:
+    return process_document(source, settings, engines)

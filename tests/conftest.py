@@ -1,0 +1,47 @@
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+
+# Prefect state goes to a throwaway home; nothing phones out.
+os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="docingest-prefect-"))
+os.environ.setdefault("DO_NOT_TRACK", "1")
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+
+SAMPLES = ROOT / "data" / "samples"
+
+
+@pytest.fixture(scope="session")
+def samples_dir() -> Path:
+    return SAMPLES
+
+
+@pytest.fixture
+def settings():
+    from docingest.config import Settings
+
+    return Settings(workers=2, show_progress=False, task_retries=0)
+
+
+@pytest.fixture(scope="session")
+def engines():
+    from docingest.config import OcrName
+    from docingest.engines import TextLayerEngine, build_ocr_engine
+    from docingest.pipeline import Engines
+
+    return Engines(text_layer=TextLayerEngine(), ocr=build_ocr_engine(OcrName.RAPIDOCR))
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Path:
+    yield tmp_path
+    shutil.rmtree(tmp_path, ignore_errors=True)

@@ -1,0 +1,96 @@
+"""Normalization, business rules and routing."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+
+import pytest
+
+from docingest.config import RoutingThresholds
+from docingest.stages.normalize import format_amount, normalize_currency, parse_amount, parse_date
+from docingest.stages.route import route_document
+from docingest.stages.rules import apply_rules
+from schemas import Classification, DocType, ExtractedValue, Extraction, LineItem, Stage, StageError, Status
+
+TODAY = date(2026, 11, 23)
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("1.234,56", "1234.56"), ("1,234.56", "1234.56"), ("RM 12.00", "12.00"), ("(5.00)", "-5.00"),
+    ("$1,880.00", "1880.00"), ("262.9", "262.90"), ("12,5", "12.50"), ("EUR 481,24", "481.24"),
+])
+def test_parse_amount(text, expected):
+    assert format_amount(parse_amount(text)) == expected
+
+
+@pytest.mark.parametrize("text,dayfirst,expected", [
+    ("18.04.2018", False, "2018-04-18"), ("04/18/2018", True, "2018-04-18"),
+    ("03/05/2020", True, "2020-05-03"), ("03/05/2020", False, "2020-03-05"),
+    ("Dec 25, 2018", True, "2018-12-25"), ("18. April 2018", True, "2018-04-18"),
+    ("2018-04-18", False, "2018-04-18"), ("25 December 18", True, "2018-12-25"),
+])
+def test_parse_date(text, dayfirst, expected):
+    assert parse_date(text, dayfirst).isoformat() == expected
+
+
+def test_currency():
+    assert normalize_currency("eur") == "EUR"
+    assert normalize_currency("RM") == "MYR"
+    assert normalize_currency("XYZ") is None
+
+
+def _v(name, value, conf=0.95, grounded=True):
+    return ExtractedValue(field_name=name, value_raw=value, value=value, confidence=conf, grounded=grounded)
+
+
+def _invoice(**overrides):
+    values = {"vendor_name": "Acme", "invoice_date": "2025-01-02", "total": "110.00",
+              "subtotal": "100.00", "tax": "10.00", "currency": "EUR"}
+    values.update(overrides)
+    return Extraction(doc_type=DocType.INVOICE,
+                      values=[_v(k, v) for k, v in values.items() if v is not None])
+
+
+def _ids(results, passed):
+    return sorted(r.rule_id for r in results if r.passed is passed)
+
+
+def test_rules_pass_on_a_consistent_invoice():
+    results = apply_rules(_invoice(), RoutingThresholds(), TODAY)
+    assert _ids(results, False) == []
+    assert "amounts.total_eq_subtotal_plus_tax" in _ids(results, True)
+
+
+def test_rules_catch_each_problem():
+    th = RoutingThresholds()
+    assert _ids(apply_rules(_invoice(total="120.00"), th, TODAY), False) == ["amounts.total_eq_subtotal_plus_tax"]
+    assert _ids(apply_rules(_invoice(invoice_date="2031-01-01"), th, TODAY), False) == ["dates.plausible"]
+    assert _ids(apply_rules(_invoice(invoice_date="1985-01-01"), th, TODAY), False) == ["dates.plausible"]
+    assert _ids(apply_rules(_invoice(currency="EUX"), th, TODAY), False) == ["currency.iso4217"]
+    assert _ids(apply_rules(_invoice(vendor_name=None), th, TODAY), False) == ["fields.required"]
+    ex = _invoice()
+    ex.line_items = [LineItem(line_no=1, amount="60.00"), LineItem(line_no=2, amount="30.00")]
+    assert _ids(apply_rules(ex, th, TODAY), False) == ["amounts.total_eq_line_sum"]
+    ex.line_items.append(LineItem(line_no=3, amount="10.00"))
+    assert _ids(apply_rules(ex, th, TODAY), False) == []
+
+
+def test_route_accepts_only_clean_documents_and_lists_every_reason():
+    th = RoutingThresholds()
+    cls = Classification(doc_type=DocType.INVOICE, confidence=0.95)
+    ex = _invoice()
+    assert route_document(cls, ex, apply_rules(ex, th, TODAY), [], th) == (Status.ACCEPTED, [])
+
+    ex = _invoice(total="999.00")
+    ex.values.append(_v("invoice_number", "X-1", conf=0.2, grounded=False))
+    low = Classification(doc_type=DocType.INVOICE, confidence=0.4)
+    err = StageError(stage=Stage.OCR, kind="ocr_failed", message="boom", page=2)
+    status, reasons = route_document(low, ex, apply_rules(ex, th, TODAY), [err], th)
+    assert status == Status.NEEDS_REVIEW
+    assert reasons == [
+        "stage_error:ocr:ocr_failed:p2", "low_classification_confidence:0.40",
+        "low_field_confidence:invoice_number:0.20", "ungrounded:invoice_number",
+        "rule_failed:amounts.total_eq_subtotal_plus_tax",
+    ]
+    assert route_document(None, None, [], [err], th)[0] == Status.FAILED

@@ -1,0 +1,90 @@
+"""The writer's contract (schemas, atomic files) and the evaluation scorer."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from docingest.evaluate import score
+from docingest.writer import OutputWriter
+from schemas import (Classification, DocType, DocumentResult, ExtractedValue, Extraction, LineItem,
+                     Stage, StageError, Status)
+from schemas.tables import TABLES
+
+
+def _result(doc_id="d1", status=Status.ACCEPTED):
+    return DocumentResult(
+        doc_id=doc_id, source_path=f"/in/{doc_id}.pdf", source_paths=[f"/in/{doc_id}.pdf"],
+        page_count=1, classification=Classification(doc_type=DocType.INVOICE, confidence=0.9),
+        extraction=Extraction(doc_type=DocType.INVOICE, values=[ExtractedValue(
+            field_name="total", value_raw="1.234,50", value="1234.50", confidence=0.9, page=1,
+            bbox=(0.1, 0.2, 0.3, 0.25), grounded=True)],
+            line_items=[LineItem(line_no=1, description="x", quantity="2", unit_price="617.25", amount="1234.50")]),
+        status=status, review_reasons=[] if status == Status.ACCEPTED else ["x"],
+        errors=[] if status != Status.FAILED else [StageError(stage=Stage.RENDER, kind="corrupt_document", message="m")],
+        processed_at=datetime.now(timezone.utc),
+    )
+
+
+def test_writer_writes_every_table_with_its_schema_and_no_temp_files(tmp_path):
+    writer = OutputWriter(tmp_path, "run1", "2026-11-23")
+    written = writer.write_tables([_result("a"), _result("b", Status.NEEDS_REVIEW), _result("c", Status.FAILED)])
+    assert set(written) == set(TABLES)
+    for table, schema in TABLES.items():
+        path = tmp_path / written[table]["path"]
+        assert path.parent.name == "run_date=2026-11-23"
+        assert pq.read_schema(path).equals(schema, check_metadata=False), table
+    assert written["documents"]["rows"] == 3
+    assert written["review_queue"]["rows"] == 1
+    assert written["failures"]["rows"] == 1
+    li = pq.read_table(tmp_path / written["line_items"]["path"]).to_pylist()
+    assert str(li[0]["amount"]) == "1234.500000"
+    assert not [p for p in tmp_path.rglob(".*") if p.is_file()]
+    manifest = writer.write_manifest({"run_id": "run1", "at": datetime(2026, 1, 1, tzinfo=timezone.utc)})
+    assert json.loads(manifest.read_text())["at"] == "2026-01-01T00:00:00+00:00"
+
+
+def test_a_failed_write_leaves_no_partial_file(tmp_path, monkeypatch):
+    import docingest.writer as w
+
+    def boom(table, where, **kwargs):
+        Path(where).write_bytes(b"PAR1 half a file")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(w.pq, "write_table", boom)
+    with pytest.raises(OSError):
+        OutputWriter(tmp_path, "run1", "2026-11-23").write_tables([_result()])
+    assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
+
+
+def test_score_counts_precision_recall_and_accepted_precision(tmp_path):
+    labels = [
+        {"path": "a.pdf", "source_set": "s", "doc_type": "invoice", "classify": True,
+         "fields": {"total": "10.00", "invoice_number": "A-1"}},
+        {"path": "b.pdf", "source_set": "s", "doc_type": "receipt", "classify": True,
+         "fields": {"total": "5.00"}},
+    ]
+    documents = [
+        {"doc_id": "a", "source_path": str(tmp_path / "a.pdf"), "source_paths": [str(tmp_path / "a.pdf")],
+         "status": "accepted", "doc_type": "invoice"},
+        {"doc_id": "b", "source_path": str(tmp_path / "b.pdf"), "source_paths": [str(tmp_path / "b.pdf")],
+         "status": "accepted", "doc_type": "invoice"},
+    ]
+    fields = [
+        {"doc_id": "a", "field_name": "total", "value": "10.0", "value_raw": "10,00", "key": None},
+        {"doc_id": "a", "field_name": "invoice_number", "value": "A-1", "value_raw": "A-1", "key": None},
+        {"doc_id": "b", "field_name": "total", "value": "6.00", "value_raw": "6.00", "key": None},
+        {"doc_id": "b", "field_name": "invoice_number", "value": "Z", "value_raw": "Z", "key": None},
+    ]
+    overall, per_set, per_field, confusion = score(labels, documents, fields, tmp_path)
+    assert per_field["total"] == {"precision": 0.5, "recall": 0.5, "f1": 0.5, "tp": 1, "fp": 1, "fn": 1}
+    # invoice_number is labelled in set "s", so the unlabelled "Z" on b is a false positive.
+    assert per_field["invoice_number"]["fp"] == 1 and per_field["invoice_number"]["tp"] == 1
+    assert overall["classification_accuracy"] == 0.5
+    assert overall["automation_rate"] == 1.0
+    assert overall["accepted_precision"] == 0.5
+    assert confusion == {"invoice": {"invoice": 1}, "receipt": {"invoice": 1}}
