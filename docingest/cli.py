@@ -25,7 +25,7 @@ def _settings_from_args(args: argparse.Namespace):
     from docingest.config import Settings
 
     overrides: dict = {}
-    for name in ("renderer", "ocr", "workers"):
+    for name in ("renderer", "ocr", "workers", "extractor", "vlm_model", "budget_usd"):
         if getattr(args, name, None) is not None:
             overrides[name] = getattr(args, name)
     if getattr(args, "dpi", None):
@@ -49,6 +49,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     settings = _settings_from_args(args)
+    problem = _vlm_setup_problem(settings)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     from flows.ingest import run_ingest
 
     summary = run_ingest(source, out, settings)
@@ -56,10 +60,26 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _vlm_setup_problem(settings) -> str | None:
+    from docingest.config import ExtractorName
+
+    if settings.extractor != ExtractorName.VLM:
+        return None
+    if not settings.vlm_model:
+        return "--extractor vlm needs a model: --vlm-model NAME or DOCINGEST_VLM_MODEL"
+    if not settings.vlm_endpoint_configured():
+        return "--extractor vlm needs an endpoint: set OPENAI_BASE_URL and/or OPENAI_API_KEY"
+    return None
+
+
 def _print_summary(summary) -> None:
     counts = ", ".join(f"{k} {v}" for k, v in summary.counts.items())
     print(f"run {summary.run_id}: {summary.inputs} input files, {summary.documents} documents "
           f"({counts}); {summary.failures} failure rows; {summary.seconds:.1f}s")
+    if summary.vlm:
+        v = summary.vlm
+        print(f"vlm {v['model']}: {v['requests']} requests, {v['cache_hits']} cache hits, "
+              f"{v['prompt_tokens']}+{v['completion_tokens']} tokens, ${v['cost_usd']:.4f}")
     print(f"outputs: {summary.out}  manifest: {summary.manifest}")
 
 
@@ -71,6 +91,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
         print(f"error: labels file {labels} not found", file=sys.stderr)
         return 2
     settings = _settings_from_args(args)
+    problem = _vlm_setup_problem(settings)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     report = run_evaluation(labels, Path(args.out), settings, limit=args.limit)
     print(report.render_text())
     return 0
@@ -94,6 +118,11 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--workers", type=int, help="documents processed at once (default: CPU count)")
         p.add_argument("--dpi", type=int, help="render resolution for OCR (default 200)")
         p.add_argument("--no-progress", action="store_true", help="no progress bar")
+        p.add_argument("--extractor", choices=["local", "vlm", "auto"],
+                       help="local: embedded only; vlm: every page through the VLM; auto (default): "
+                            "per page, the VLM only where local reading is weak (local without an endpoint)")
+        p.add_argument("--vlm-model", help="model name at the OpenAI-compatible endpoint")
+        p.add_argument("--budget-usd", type=float, help="stop sending VLM requests once this is spent")
 
     run = sub.add_parser("run", help="ingest a folder of PDFs and images into parquet tables")
     run.add_argument("source", help="folder (read recursively) or a single file")

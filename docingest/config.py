@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from enum import Enum
+from pathlib import Path
 
 from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -17,6 +18,73 @@ class RendererName(str, Enum):
 class OcrName(str, Enum):
     RAPIDOCR = "rapidocr"
     TESSERACT = "tesseract"
+
+
+class ExtractorName(str, Enum):
+    LOCAL = "local"  # embedded text-layer / OCR extraction, no network
+    VLM = "vlm"  # every page through the vision-language model
+    AUTO = "auto"  # per page: local when it is good enough, the VLM otherwise
+
+
+class ImageDetail(str, Enum):
+    LOW = "low"
+    HIGH = "high"
+    AUTO = "auto"
+
+
+class StructuredOutputs(str, Enum):
+    AUTO = "auto"  # try response_format json_schema, fall back to prompt-only JSON once rejected
+    ALWAYS = "always"
+    NEVER = "never"
+
+
+class ModelPrice(BaseModel):
+    """USD per million tokens, and how the model counts image tokens (tile formula)."""
+
+    input_per_mtok: float = 0.0
+    output_per_mtok: float = 0.0
+    image_base_tokens: int = 85
+    image_tile_tokens: int = 170
+
+
+# Published list prices (USD / 1M tokens) for common models; override or extend with
+# DOCINGEST_VLM__PRICES='{"my-model": {"input_per_mtok": 1.0, ...}}'. Unknown models cost 0
+# (tokens are still counted), so set a price before relying on --budget-usd.
+DEFAULT_PRICES: dict[str, ModelPrice] = {
+    "gpt-4o": ModelPrice(input_per_mtok=2.5, output_per_mtok=10.0),
+    "gpt-4o-mini": ModelPrice(input_per_mtok=0.15, output_per_mtok=0.6,
+                              image_base_tokens=2833, image_tile_tokens=5667),
+    "gpt-4.1": ModelPrice(input_per_mtok=2.0, output_per_mtok=8.0),
+    "gpt-4.1-mini": ModelPrice(input_per_mtok=0.4, output_per_mtok=1.6),
+}
+
+
+def _default_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "docingest" / "vlm"
+
+
+class VlmOptions(BaseModel):
+    """The VLM request and its guard rails. The endpoint and key come from the openai
+    client's own variables (OPENAI_BASE_URL, OPENAI_API_KEY)."""
+
+    detail: ImageDetail = ImageDetail.HIGH
+    max_tokens: int = Field(default=2048, ge=64)
+    # A truncated answer is asked again once with twice the tokens, up to this ceiling.
+    max_tokens_ceiling: int = Field(default=8192, ge=64)
+    timeout_seconds: float = Field(default=60.0, gt=0)
+    max_in_flight: int = Field(default=8, ge=1, le=256)
+    requests_per_minute: float | None = Field(default=None, gt=0)
+    structured_outputs: StructuredOutputs = StructuredOutputs.AUTO
+    # The page's text layer / OCR words go into the prompt as a hint: fewer misreadings.
+    include_page_text: bool = True
+    cache: bool = True
+    cache_dir: Path = Field(default_factory=_default_cache_dir)
+    prices: dict[str, ModelPrice] = Field(default_factory=lambda: dict(DEFAULT_PRICES))
+    # auto: an OCR page whose mean word confidence is below this goes to the VLM.
+    auto_min_ocr_confidence: float = Field(default=0.85, ge=0, le=1)
+    # auto: document types whose local extraction is weak go to the VLM page by page.
+    auto_vlm_types: list[str] = Field(default_factory=lambda: ["form"])
 
 
 class InputLimits(BaseModel):
@@ -61,3 +129,29 @@ class Settings(BaseSettings):
     preprocess: PreprocessOptions = Field(default_factory=PreprocessOptions)
     routing: RoutingThresholds = Field(default_factory=RoutingThresholds)
     show_progress: bool = True
+    extractor: ExtractorName = ExtractorName.AUTO
+    vlm_model: str | None = None  # DOCINGEST_VLM_MODEL / --vlm-model
+    budget_usd: float | None = Field(default=None, ge=0)  # DOCINGEST_BUDGET_USD / --budget-usd
+    vlm: VlmOptions = Field(default_factory=VlmOptions)
+
+    def vlm_endpoint_configured(self) -> bool:
+        return bool(os.environ.get("OPENAI_BASE_URL") or os.environ.get("OPENAI_API_KEY"))
+
+    def effective_extractor(self) -> ExtractorName:
+        """``auto`` means local when no endpoint or model is configured."""
+        if self.extractor == ExtractorName.AUTO and not (
+            self.vlm_endpoint_configured() and self.vlm_model
+        ):
+            return ExtractorName.LOCAL
+        return self.extractor
+
+    def effective_workers(self) -> int:
+        """Threads waiting on a remote model cost nothing: let enough documents run to keep
+        ``max_in_flight`` requests busy."""
+        if self.workers_set or self.effective_extractor() == ExtractorName.LOCAL:
+            return self.workers
+        return max(self.workers, self.vlm.max_in_flight)
+
+    @property
+    def workers_set(self) -> bool:
+        return "workers" in self.model_fields_set

@@ -90,12 +90,57 @@ class NoTextFound(DocingestError):
     stage, kind = Stage.OCR, "no_text"
 
 
+# -- VLM (permanent: recorded and sent to review, never retried) ----------------------------------
+class VlmRefusal(DocingestError):
+    """The model declined (the API's refusal field, a refusal sentence, or no expected key)."""
+
+    stage, kind = Stage.EXTRACT, "vlm_refusal"
+
+
+class VlmInvalidOutput(DocingestError):
+    """Still not valid JSON for the schema after asking once more with the validation error."""
+
+    stage, kind = Stage.EXTRACT, "vlm_invalid_output"
+
+
+class VlmTruncated(DocingestError):
+    """finish_reason == "length" even at the token ceiling: half an answer is never accepted."""
+
+    stage, kind = Stage.EXTRACT, "vlm_truncated"
+
+
+class VlmRequestRejected(DocingestError):
+    """The endpoint refused the request itself (bad model name, auth, payload): a setup problem."""
+
+    stage, kind = Stage.EXTRACT, "vlm_request_rejected"
+
+
+class BudgetExhausted(DocingestError):
+    """--budget-usd reached: no new requests; the document goes to review, not lost."""
+
+    stage, kind = Stage.EXTRACT, "budget_exhausted"
+
+
 # -- transient ---------------------------------------------------------------------------------
 class TransientError(DocingestError):
     """Worth retrying: a timeout, a rate limit, a server hiccup, a busy resource."""
 
     kind = "transient"
     transient = True
+
+
+class VlmRateLimited(TransientError):
+    stage, kind = Stage.EXTRACT, "vlm_rate_limited"
+
+    def __init__(self, message: str, *, retry_after: float | None = None, page: int | None = None):
+        super().__init__(message, page=page)
+        self.retry_after = retry_after
+
+
+class VlmUnavailable(TransientError):
+    """5xx, timeout or connection error: the endpoint may answer on the next attempt."""
+
+    stage, kind = Stage.EXTRACT, "vlm_unavailable"
 
 
 # -- run level (the run itself cannot proceed) ---------------------------------------------------

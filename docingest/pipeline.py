@@ -7,28 +7,38 @@ tested and profiled as a plain function. Expected failures (typed ``DocingestErr
 
 from __future__ import annotations
 
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from docingest.config import Settings
+from docingest.config import ExtractorName, Settings
 from docingest.engines.base import PageEngine
-from docingest.errors import DocingestError
+from docingest.engines.vlm import PageAnswer, VlmEngine
+from docingest.errors import BudgetExhausted, DocingestError
 from docingest.stages.classify import classify_document
 from docingest.stages.extract import extract_fields
-from docingest.stages.prepare import preprocess_page_image, validate_page_image
+from docingest.stages.prepare import encode_jpeg, preprocess_page_image, validate_page_image
 from docingest.stages.render import OpenDocument, open_document
 from docingest.stages.route import route_document
 from docingest.stages.rules import apply_rules
+from docingest.stages.strategy import PagePlan, plan_pages
+from docingest.stages.vlm_fields import combine, compare_with_local, page_values, vlm_classification
+from schemas.fields import DocType
 from schemas.records import (
+    Classification,
     DocumentResult,
+    Extraction,
     PageInfo,
     PageInput,
+    PageStrategy,
     PageText,
     SourceDocument,
     Stage,
     StageError,
     Status,
+    VlmUsage,
 )
 
 @dataclass
@@ -37,6 +47,7 @@ class Engines:
 
     text_layer: PageEngine
     ocr: PageEngine
+    vlm: VlmEngine | None = None  # only when the extractor is vlm/auto and an endpoint is set
 
 def process_document(source: SourceDocument, settings: Settings, engines: Engines) -> DocumentResult:
     started = time.perf_counter()
@@ -49,6 +60,11 @@ def process_document(source: SourceDocument, settings: Settings, engines: Engine
         if pages:
             result.classification = classify_document(pages, result.pages)
             result.extraction = extract_fields(pages, result.classification.doc_type)
+            extractor = settings.effective_extractor() if engines.vlm else ExtractorName.LOCAL
+            plan = plan_pages(extractor, result.pages, result.classification, settings.vlm,
+                              settings.routing)
+            if plan.vlm_pages:
+                _extract_with_vlm(source, settings, engines.vlm, plan, pages, result)
             result.rule_results = apply_rules(
                 result.extraction, settings.routing, datetime.now(timezone.utc).date()
             )
@@ -63,7 +79,7 @@ def process_document(source: SourceDocument, settings: Settings, engines: Engine
         ))
     result.status, result.review_reasons = route_document(
         result.classification, result.extraction, result.rule_results, result.errors,
-        settings.routing,
+        settings.routing, extra_reasons=["budget_exhausted"] if result.budget_exhausted else [],
     )
     result.processed_at = datetime.now(timezone.utc)
     result.duration_ms = round((time.perf_counter() - started) * 1000, 1)
@@ -124,6 +140,87 @@ def _read_page(doc: OpenDocument, index: int, info: PageInfo, settings: Settings
         text = engines.text_layer.read(PageInput(page=page_no, text_layer=words))
         info.strategy_reason += "; kept the text layer, OCR found fewer words"
     return _finish(info, text)
+
+def _extract_with_vlm(source: SourceDocument, settings: Settings, vlm: VlmEngine, plan: PagePlan,
+                      pages: list[PageText], result: DocumentResult) -> None:
+    """Send the planned pages to the VLM and fold the answers into the result.
+
+    The first page goes alone when the VLM also classifies (the other pages need the type);
+    the rest go concurrently, each rendered only when its request starts, so at most
+    ``max_in_flight`` page images are in memory. A page whose request fails keeps its local
+    values and records the error; a transient failure is re-raised after the other pages
+    finished (their answers are cached, so the task's retry only repeats the failed ones).
+    """
+    local_cls, local_ext = result.classification, result.extraction
+    by_page = {p.page: p for p in pages}
+    info = {p.page: p for p in result.pages}
+    doc_type, classification = local_cls.doc_type, local_cls
+    answers: dict[int, PageAnswer] = {}
+    transient: list[DocingestError] = []
+    lock = threading.Lock()
+    doc = open_document(source, settings.renderer, settings.preprocess, settings.limits)
+
+    def ask(page_no: int, ask_type: DocType | None) -> None:
+        usage = VlmUsage()
+        try:
+            if result.budget_exhausted:
+                raise BudgetExhausted("budget reached earlier in this document")
+            image = doc.render(page_no - 1)
+            validate_page_image(image, settings.limits, page_no)
+            image = preprocess_page_image(image, settings.preprocess)
+            size, jpeg = image.size, encode_jpeg(image, settings.preprocess)
+            del image
+            answer = vlm.extract_page(page=page_no, jpeg=jpeg, size=size, doc_type=ask_type,
+                                      page_text=by_page[page_no].text(), usage=usage)
+            with lock:
+                answers[page_no] = answer
+                info[page_no].strategy_reason += "; answer from cache" if answer.from_cache else ""
+        except BudgetExhausted:
+            with lock:
+                result.budget_exhausted = True
+                _back_to_local(info[page_no], "budget exhausted")
+        except DocingestError as exc:
+            with lock:
+                _back_to_local(info[page_no], f"VLM failed ({exc.kind})")
+                if exc.transient:
+                    transient.append(exc)
+                else:
+                    exc.page = exc.page or page_no
+                    result.errors.append(exc.to_record())
+        finally:
+            with lock:
+                result.vlm_usage.add(usage)
+
+    try:
+        todo = list(plan.vlm_pages)
+        if plan.classify_with_vlm:
+            first = todo.pop(0)
+            ask(first, None)
+            if first in answers:
+                answer = answers[first].answer
+                doc_type = answer.doc_type
+                classification = vlm_classification(doc_type, answer.doc_type_confidence, local_cls)
+        if todo and doc_type != DocType.OTHER:
+            workers = min(len(todo), vlm.limiter.max_in_flight)
+            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="vlm-page") as pool:
+                list(pool.map(lambda n: ask(n, doc_type), todo))
+    finally:
+        doc.close()
+    if transient:
+        raise transient[0]
+
+    local = local_ext if doc_type == local_ext.doc_type else extract_fields(pages, doc_type)
+    per_page = [page_values(answers[n].answer, doc_type, by_page[n]) for n in sorted(answers)]
+    extraction: Extraction = combine(doc_type, local, set(answers), per_page)
+    compare_with_local(extraction, local)
+    result.classification: Classification = classification
+    result.extraction = extraction
+
+
+def _back_to_local(info: PageInfo, why: str) -> None:
+    info.strategy = PageStrategy(info.text_source.value) if info.text_source else None
+    info.strategy_reason += f"; {why}: local values kept"
+
 
 def _finish(info: PageInfo, text: PageText) -> PageText:
     info.text_source = text.source

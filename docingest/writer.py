@@ -45,12 +45,19 @@ def rows_for(results: list[DocumentResult], run_id: str) -> dict[str, list[dict[
             "doc_type_confidence": r.classification.confidence if r.classification else None,
             "page_count": r.page_count, "status": r.status.value,
             "review_reasons": r.review_reasons, "error_count": len(r.errors),
-            "duration_ms": r.duration_ms, "run_id": run_id, "processed_at": r.processed_at,
+            "duration_ms": r.duration_ms,
+            "vlm_requests": r.vlm_usage.requests, "vlm_cache_hits": r.vlm_usage.cache_hits,
+            "vlm_prompt_tokens": r.vlm_usage.prompt_tokens,
+            "vlm_completion_tokens": r.vlm_usage.completion_tokens,
+            "vlm_estimated_prompt_tokens": r.vlm_usage.estimated_prompt_tokens,
+            "vlm_cost_usd": round(r.vlm_usage.cost_usd, 6),
+            "run_id": run_id, "processed_at": r.processed_at,
         })
         for p in r.pages:
             rows["pages"].append({
                 "doc_id": r.doc_id, "page": p.page, "width_px": p.width_px, "height_px": p.height_px,
                 "text_source": p.text_source.value if p.text_source else None,
+                "strategy": p.strategy.value if p.strategy else None,
                 "word_count": p.word_count, "mean_confidence": p.mean_confidence,
                 "strategy_reason": p.strategy_reason, "render_ms": p.render_ms,
                 "read_ms": p.read_ms, "run_id": run_id,
@@ -62,7 +69,8 @@ def rows_for(results: list[DocumentResult], run_id: str) -> dict[str, list[dict[
                     "key": v.key, "value_raw": v.value_raw, "value": v.value,
                     "confidence": v.confidence, "page": v.page,
                     "bbox": list(v.bbox) if v.bbox else None, "grounded": v.grounded,
-                    "source": v.source.value, "run_id": run_id,
+                    "source": v.source.value, "agrees_with_local": v.agrees_with_local,
+                    "run_id": run_id,
                 })
             for li in r.extraction.line_items:
                 rows["line_items"].append({

@@ -23,12 +23,13 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.tasks import exponential_backoff
 from pydantic import BaseModel
 
-from docingest.config import Settings
+from docingest.config import ExtractorName, Settings
 from docingest.engines import TextLayerEngine, build_ocr_engine
+from docingest.engines.vlm import VlmEngine, build_client
 from docingest.pipeline import Engines, crashed_result, unreadable_result
 from docingest.progress import progress_bar
 from docingest.writer import OutputWriter
-from schemas.records import DocumentResult, Status
+from schemas.records import DocumentResult, Status, VlmUsage
 from schemas.tables import CONTRACT_VERSION
 from tasks.documents import process_document_task
 from tasks.io import discover_task, write_tables_task
@@ -43,10 +44,14 @@ class RunSummary(BaseModel):
     counts: dict[str, int]
     failures: int
     seconds: float
+    vlm: dict[str, Any] | None = None  # requests, cache hits, tokens, cost (manifest "vlm")
 
 
 @flow(name="ingest", flow_run_name="ingest-{label}", validate_parameters=False, log_prints=True)
-def ingest(source: Path | list[Path], out: Path, settings: Settings, label: str = "run") -> RunSummary:
+def ingest(source: Path | list[Path], out: Path, settings: Settings, label: str = "run",
+           vlm_client: Any = None) -> RunSummary:
+    """``vlm_client``: an ``openai.OpenAI``-compatible client, built by the caller (never at
+    import); when None and the extractor needs one, ``build_client`` makes it here."""
     logger = get_run_logger()
     started_at, t0 = datetime.now(timezone.utc), time.perf_counter()
     run_id = started_at.strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:8]
@@ -58,6 +63,8 @@ def ingest(source: Path | list[Path], out: Path, settings: Settings, label: str 
 
     # render → read → classify → extract → validate → route, one task per document
     engines = Engines(text_layer=TextLayerEngine(), ocr=build_ocr_engine(settings.ocr))
+    if settings.effective_extractor() != ExtractorName.LOCAL:
+        engines.vlm = VlmEngine.from_settings(settings, vlm_client or build_client(settings.vlm))
     process = process_document_task.with_options(
         retries=settings.task_retries,
         retry_delay_seconds=exponential_backoff(backoff_factor=settings.retry_delay_seconds)(settings.task_retries)
@@ -82,25 +89,26 @@ def ingest(source: Path | list[Path], out: Path, settings: Settings, label: str 
     counts = {s.value: sum(r.status == s for r in results) for s in Status}
     seconds = round(time.perf_counter() - t0, 2)
     manifest = _manifest(run_id, started_at, source, out, settings, documents, unreadable,
-                         results, counts, written, seconds)
+                         results, counts, written, seconds, engines)
     manifest_path = writer.write_manifest(manifest)
     logger.info("run %s: %s in %.1fs", run_id, counts, seconds)
     return RunSummary(
         run_id=run_id, out=str(out), manifest=str(manifest_path),
         inputs=manifest["inputs"]["files"], documents=len(results), counts=counts,
-        failures=written["failures"]["rows"], seconds=seconds,
+        failures=written["failures"]["rows"], seconds=seconds, vlm=manifest["vlm"],
     )
 
 
-def run_ingest(source: Path | list[Path], out: Path, settings: Settings) -> RunSummary:
-    """Run the flow with a worker pool bounded by ``settings.workers``."""
-    runner = ThreadPoolTaskRunner(max_workers=settings.workers)
+def run_ingest(source: Path | list[Path], out: Path, settings: Settings, vlm_client: Any = None) -> RunSummary:
+    """Run the flow with a bounded worker pool (``Settings.effective_workers``)."""
+    runner = ThreadPoolTaskRunner(max_workers=settings.effective_workers())
     label = f"{len(source)}-files" if isinstance(source, list) else source.name
-    return ingest.with_options(task_runner=runner)(source=source, out=out, settings=settings, label=label)
+    return ingest.with_options(task_runner=runner)(
+        source=source, out=out, settings=settings, label=label, vlm_client=vlm_client)
 
 
 def _manifest(run_id, started_at, source, out, settings, documents, unreadable, results,
-              counts, written, seconds) -> dict[str, Any]:
+              counts, written, seconds, engines: Engines) -> dict[str, Any]:
     input_files = sorted({p for d in documents for p in d.paths} | {u.path for u in unreadable})
     accounted = sorted({p for r in results for p in r.source_paths})
     total_ms = sum(r.duration_ms for r in results)
@@ -130,7 +138,27 @@ def _manifest(run_id, started_at, source, out, settings, documents, unreadable, 
             "document_seconds_total": round(total_ms / 1000, 2),
             "pages_per_second": round(pages / seconds, 2) if seconds else None,
         },
+        "extractor": settings.effective_extractor().value,
+        "vlm": _vlm_summary(results, engines),
         "versions": _versions(),
+    }
+
+
+def _vlm_summary(results: list[DocumentResult], engines: Engines) -> dict[str, Any] | None:
+    if engines.vlm is None:
+        return None
+    total = VlmUsage()
+    for r in results:
+        total.add(r.vlm_usage)
+    return {
+        "model": engines.vlm.model,
+        **total.model_dump(),
+        "cost_usd": round(total.cost_usd, 6),
+        "structured_outputs": engines.vlm.structured_outputs_supported,
+        "peak_in_flight": engines.vlm.limiter.peak_in_flight,
+        "budget_usd": engines.vlm.budget.limit_usd,
+        "budget_exhausted_documents": sum(r.budget_exhausted for r in results),
+        "pages_by_strategy": _count(p.strategy.value for r in results for p in r.pages if p.strategy),
     }
 
 

@@ -75,11 +75,20 @@ class StageError(BaseModel):
     transient: bool = False
 
 
+class PageStrategy(str, Enum):
+    """Who extracted a page's fields (``auto`` chooses per page)."""
+
+    TEXT_LAYER = "text_layer"
+    OCR = "ocr"
+    VLM = "vlm"
+
+
 class PageInfo(BaseModel):
     page: int  # 1-based
     width_px: int = 0
     height_px: int = 0
     text_source: TextSource | None = None
+    strategy: PageStrategy | None = None
     word_count: int = 0
     mean_confidence: float | None = None
     strategy_reason: str = ""
@@ -121,6 +130,9 @@ class ExtractedValue(BaseModel):
     grounded: bool = False  # the raw text is found in that page's words: seen, not inferred
     source: TextSource = TextSource.TEXT_LAYER
     key: str | None = None  # forms: the key of a key/value pair
+    # VLM values: whether the local extractor found the same normalized value (None: it did
+    # not run on that page or found nothing to compare).
+    agrees_with_local: bool | None = None
 
 
 class LineItem(BaseModel):
@@ -149,6 +161,21 @@ class RuleResult(BaseModel):
     message: str
 
 
+class VlmUsage(BaseModel):
+    """What a document cost at the VLM endpoint."""
+
+    requests: int = 0
+    cache_hits: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    estimated_prompt_tokens: int = 0
+    cost_usd: float = 0.0
+
+    def add(self, other: "VlmUsage") -> None:
+        for name in type(self).model_fields:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+
 class DocumentResult(BaseModel):
     """Everything the pipeline learned about one document; the writer turns it into rows."""
 
@@ -165,6 +192,8 @@ class DocumentResult(BaseModel):
     status: Status = Status.FAILED
     review_reasons: list[str] = Field(default_factory=list)
     errors: list[StageError] = Field(default_factory=list)
+    vlm_usage: VlmUsage = Field(default_factory=VlmUsage)
+    budget_exhausted: bool = False
     processed_at: datetime | None = None
     duration_ms: float = 0.0
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-CONTRACT_VERSION = "1"
+# 2: + documents.vlm_*, pages.strategy, fields.agrees_with_local (additive).
+CONTRACT_VERSION = "2"
 
 _TS = pa.timestamp("us", tz="UTC")
 # Line-item numbers are exact decimals in the warehouse, never floats.
@@ -25,6 +26,12 @@ TABLES: dict[str, pa.Schema] = {
         ("review_reasons", pa.list_(pa.string())),
         ("error_count", pa.int32()),
         ("duration_ms", pa.float64()),
+        ("vlm_requests", pa.int32()),
+        ("vlm_cache_hits", pa.int32()),
+        ("vlm_prompt_tokens", pa.int64()),
+        ("vlm_completion_tokens", pa.int64()),
+        ("vlm_estimated_prompt_tokens", pa.int64()),
+        ("vlm_cost_usd", pa.float64()),
         ("run_id", pa.string()),
         ("processed_at", _TS),
     ]),
@@ -34,6 +41,7 @@ TABLES: dict[str, pa.Schema] = {
         ("width_px", pa.int32()),
         ("height_px", pa.int32()),
         ("text_source", pa.string()),
+        ("strategy", pa.string()),  # who extracted the page's fields: text_layer | ocr | vlm
         ("word_count", pa.int32()),
         ("mean_confidence", pa.float64()),
         ("strategy_reason", pa.string()),
@@ -53,6 +61,7 @@ TABLES: dict[str, pa.Schema] = {
         ("bbox", _BBOX),  # x0, y0, x1, y1 normalized to the page, origin top-left
         ("grounded", pa.bool_()),
         ("source", pa.string()),
+        ("agrees_with_local", pa.bool_()),
         ("run_id", pa.string()),
     ]),
     "line_items": pa.schema([

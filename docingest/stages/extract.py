@@ -439,6 +439,18 @@ _NUMBER_WORDS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6,
                  "twenty-four": 24, "thirty-six": 36}
 
 
+def term_value(text: str) -> str | None:
+    """'a term of two (2) years' -> '2_years'; None when no term is stated."""
+    t = _TERM.search(text) or re.search(
+        r"\b(\d+|one|two|three|four|five|six|seven|eight|nine|ten|twelve|eighteen|twenty-four|"
+        r"thirty-six)\s*(?:\(\d+\)\s*)?(years?|months?|days?)\b", text, re.I)
+    if not t:
+        return None
+    n = t.group(1).lower()
+    number = int(n) if n.isdigit() else _NUMBER_WORDS[n]
+    return f"{number}_{t.group(2).lower().rstrip('s')}s"
+
+
 def _contract(lines: list[Line]) -> Extraction:
     values: list[ExtractedValue] = []
     head = lines[:120]
@@ -471,11 +483,8 @@ def _contract(lines: list[Line]) -> Extraction:
         values.append(_span_value("jurisdiction", g.group(1), g.start(1), g.end(1), full_index, NEXT_LINE))
     t = _TERM.search(full)
     if t:
-        n = t.group(1).lower()
-        number = int(n) if n.isdigit() else _NUMBER_WORDS[n]
-        unit = t.group(2).lower().rstrip("s") + "s"
         values.append(_span_value("term", t.group(0), t.start(), t.end(), full_index, NEXT_LINE,
-                                  value=f"{number}_{unit}"))
+                                  value=term_value(t.group(0))))
     return Extraction(doc_type=DocType.CONTRACT, values=values)
 
 

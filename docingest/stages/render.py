@@ -266,7 +266,8 @@ def _words_from_chars(
         x0 = y0 = float("inf")
         x1 = y1 = float("-inf")
 
-    for ch, (left, right, bottom, top) in zip(text, boxes):
+    # PDFium char boxes are (left, bottom, right, top) in PDF points, origin bottom-left.
+    for ch, (left, bottom, right, top) in zip(text, boxes):
         if ch == "\n":
             flush()
             line += 1

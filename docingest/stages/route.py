@@ -20,10 +20,11 @@ def route_document(
     rule_results: list[RuleResult],
     errors: list[StageError],
     thresholds: RoutingThresholds,
+    extra_reasons: list[str] | None = None,
 ) -> tuple[Status, list[str]]:
     if classification is None or extraction is None:
         return Status.FAILED, [f"{e.stage.value}:{e.kind}" for e in errors] or ["not processed"]
-    reasons: list[str] = []
+    reasons: list[str] = list(extra_reasons or [])
     # Recorded errors (a page that failed) never pass silently.
     reasons.extend(f"stage_error:{e.stage.value}:{e.kind}" + (f":p{e.page}" if e.page else "")
                    for e in errors)

@@ -1,0 +1,1 @@
+"""Everything around a VLM request: parsing, refusals, limits, budget, cache, cost."""
