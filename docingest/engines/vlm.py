@@ -108,14 +108,25 @@ class VlmEngine:
         key = cache_key(
             image=hashlib.sha256(jpeg).hexdigest(), model=self.model, prompt=PROMPT_VERSION,
             schema=SCHEMA_VERSION, spec=spec.name, detail=self.options.detail.value,
-            max_tokens=self.options.max_tokens, hint=hashlib.sha256(hint.encode()).hexdigest(),
+            max_tokens=self.options.max_tokens, ceiling=self.options.max_tokens_ceiling,
+            hint=hashlib.sha256(hint.encode()).hexdigest(),
         )
         cached = self.cache.get(key)
         if cached is not None:
             usage.cache_hits += 1
-            if cached.get("outcome") == "refusal":
-                raise VlmRefusal(cached["message"], page=page)
+            if cached.get("outcome") == "error" and cached.get("kind") in _CACHED_ERRORS:
+                raise _CACHED_ERRORS[cached["kind"]](cached["message"], page=page)
             return PageAnswer(page, spec.model.model_validate(cached["data"]), spec, True)
+        try:
+            return self._ask(page, jpeg, size, spec, doc_type, hint, key, usage)
+        except (VlmRefusal, VlmTruncated, VlmInvalidOutput) as exc:
+            # Permanent outcomes are remembered too: the same page and request get the same
+            # answer, and a rerun must not pay for it again. Transient errors never are.
+            self.cache.put(key, {"outcome": "error", "kind": exc.kind, "message": exc.message})
+            raise
+
+    def _ask(self, page: int, jpeg: bytes, size: tuple[int, int], spec: AnswerSpec,
+             doc_type: DocType | None, hint: str, key: str, usage: VlmUsage) -> PageAnswer:
 
         estimated = image_tokens(*size, self.options.detail, self.price) + text_tokens(
             SYSTEM_PROMPT + hint + str(spec.json_schema))
@@ -136,7 +147,6 @@ class VlmEngine:
             try:
                 parsed = parse_reply(content, refusal, spec)
             except RefusalDetected as exc:
-                self.cache.put(key, {"outcome": "refusal", "message": str(exc)})
                 raise VlmRefusal(str(exc), page=page) from None
             except ParseProblem as exc:
                 if asked_again:
@@ -258,6 +268,9 @@ class VlmEngine:
         cost = cost_usd(prompt, completion, self.price)
         usage.cost_usd += cost
         self.budget.add(cost)
+
+
+_CACHED_ERRORS = {cls.kind: cls for cls in (VlmRefusal, VlmTruncated, VlmInvalidOutput)}
 
 
 def _short(exc: Exception) -> str:
