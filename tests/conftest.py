@@ -19,6 +19,12 @@ os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 
 SAMPLES = ROOT / "data" / "samples"
 
+# Tests are hermetic: a developer's own endpoint, key or docingest settings must not leak in
+# (with OPENAI_API_KEY and DOCINGEST_VLM_MODEL set, the default extractor would call out).
+for _name in list(os.environ):
+    if _name.startswith("DOCINGEST_") or _name in ("OPENAI_BASE_URL", "OPENAI_API_KEY"):
+        del os.environ[_name]
+
 
 @pytest.fixture(scope="session")
 def samples_dir() -> Path:

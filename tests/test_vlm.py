@@ -285,3 +285,55 @@ def test_vlm_run_end_to_end_then_rerun_from_cache(tmp_path, monkeypatch):
     kinds = {r["error_kind"] for r in table("out1", "failures")}
     assert {"vlm_refusal", "vlm_truncated", "unsupported_file_type"} <= kinds
     assert "vlm_rate_limited" not in kinds  # retried, then fine
+
+
+# -- the auto strategy --------------------------------------------------------------------------------
+def test_auto_sends_only_weak_pages_to_the_vlm_and_says_why():
+    from docingest.config import ExtractorName, RoutingThresholds, VlmOptions
+    from docingest.stages.strategy import plan_pages
+    from schemas.records import Classification, PageInfo
+
+    def pages():
+        return [PageInfo(page=1, text_source=TextSource.TEXT_LAYER, word_count=300),
+                PageInfo(page=2, text_source=TextSource.OCR, mean_confidence=0.95),
+                PageInfo(page=3, text_source=TextSource.OCR, mean_confidence=0.60),
+                PageInfo(page=4)]  # unreadable: nothing to send
+    invoice = Classification(doc_type=DocType.INVOICE, confidence=0.9)
+    opts, th = VlmOptions(), RoutingThresholds()
+
+    ps = pages()
+    plan = plan_pages(ExtractorName.AUTO, ps, invoice, opts, th)
+    assert plan.vlm_pages == [3] and not plan.classify_with_vlm
+    assert [p.strategy.value if p.strategy else None for p in ps] == ["text_layer", "ocr", "vlm", None]
+    assert "OCR confidence 0.60 < 0.85" in ps[2].strategy_reason
+
+    form = Classification(doc_type=DocType.FORM, confidence=0.9)
+    assert plan_pages(ExtractorName.AUTO, pages(), form, opts, th).vlm_pages == [1, 2, 3]
+    unsure = Classification(doc_type=DocType.INVOICE, confidence=0.4)
+    plan = plan_pages(ExtractorName.AUTO, pages(), unsure, opts, th)
+    assert plan.vlm_pages == [1, 2, 3] and plan.classify_with_vlm
+    plan = plan_pages(ExtractorName.VLM, pages(), invoice, opts, th)
+    assert plan.vlm_pages == [1, 2, 3] and plan.classify_with_vlm
+    assert plan_pages(ExtractorName.LOCAL, pages(), invoice, opts, th).vlm_pages == []
+
+
+def test_auto_without_an_endpoint_is_local(monkeypatch):
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    assert Settings(vlm_model="m").effective_extractor().value == "local"
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")
+    assert Settings(vlm_model="m").effective_extractor().value == "auto"
+    assert Settings().effective_extractor().value == "local"  # no model
+
+
+def test_cli_refuses_vlm_without_model_or_endpoint(monkeypatch, tmp_path, capsys):
+    from docingest.cli import main
+
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.delenv("DOCINGEST_VLM_MODEL", raising=False)
+    assert main(["run", str(tmp_path), "--out", str(tmp_path / "o"), "--extractor", "vlm"]) == 2
+    assert "needs a model" in capsys.readouterr().err
+    assert main(["run", str(tmp_path), "--out", str(tmp_path / "o"), "--extractor", "vlm",
+                 "--vlm-model", "m"]) == 2
+    assert "needs an endpoint" in capsys.readouterr().err
