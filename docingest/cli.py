@@ -20,6 +20,9 @@ for _key, _value in {
     os.environ.setdefault(_key, _value)
 
 
+from docingest.errors import RunError  # noqa: E402  (after the environment defaults above)
+
+
 def _settings_from_args(args: argparse.Namespace):
     """Env (DOCINGEST_*) first, CLI flags on top; pydantic-settings deep-merges the two."""
     from docingest.config import Settings
@@ -32,27 +35,21 @@ def _settings_from_args(args: argparse.Namespace):
         overrides["preprocess"] = {"dpi": args.dpi}
     if getattr(args, "no_progress", False):
         overrides["show_progress"] = False
-    return Settings(**overrides)
+    settings = Settings(**overrides)
+    problem = _vlm_setup_problem(settings)
+    if problem:
+        raise RunError(problem)
+    return settings
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from docingest.errors import RunError
     from docingest.writer import check_writable
 
     source, out = Path(args.source), Path(args.out)
     if not source.exists():
-        print(f"error: source {source} does not exist", file=sys.stderr)
-        return 2
-    try:
-        check_writable(out)
-    except RunError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        raise RunError(f"source {source} does not exist")
+    check_writable(out)
     settings = _settings_from_args(args)
-    problem = _vlm_setup_problem(settings)
-    if problem:
-        print(f"error: {problem}", file=sys.stderr)
-        return 2
     from flows.ingest import run_ingest
 
     summary = run_ingest(source, out, settings)
@@ -88,13 +85,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     labels = Path(args.labels)
     if not labels.is_file():
-        print(f"error: labels file {labels} not found", file=sys.stderr)
-        return 2
+        raise RunError(f"labels file {labels} not found")
     settings = _settings_from_args(args)
-    problem = _vlm_setup_problem(settings)
-    if problem:
-        print(f"error: {problem}", file=sys.stderr)
-        return 2
     report = run_evaluation(labels, Path(args.out), settings, limit=args.limit)
     print(report.render_text())
     return 0
@@ -148,8 +140,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if getattr(args, "workers", None) is not None and args.workers < 1:
         parser.error("--workers must be at least 1")
+
     try:
         return args.func(args)
+    except RunError as exc:  # the run itself cannot run: say why, exit 2
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

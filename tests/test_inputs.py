@@ -65,8 +65,12 @@ def test_pdf_text_layer_words_have_normalized_boxes(tmp_path):
         for w in words:
             x0, y0, x1, y1 = w.bbox
             assert 0 <= x0 < x1 <= 1 and 0 <= y0 < y1 <= 1
-        # Top-left origin: the first line is above the second.
+        # Top-left origin: the first line is above the second; a box is one word, not the page.
         assert words[0].bbox[1] < words[3].bbox[1]
+        assert words[0].bbox[3] < words[3].bbox[1]  # line 1 ends above line 2
+        # text_pdf draws at x=50 pt, y=800 pt on A4 (595 x 842 pt), 12-pt Helvetica.
+        assert abs(words[0].bbox[0] - 50 / 595.28) < 0.005 and abs(words[0].bbox[3] - 41.89 / 841.89) < 0.005  # baseline
+        assert all(w.bbox[2] - w.bbox[0] < 0.2 and w.bbox[3] - w.bbox[1] < 0.02 for w in words)
         image = doc.render(0)
         assert image.size == (round(595.28 * 200 / 72), round(841.89 * 200 / 72))
     finally:
