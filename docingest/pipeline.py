@@ -191,19 +191,31 @@ def _extract_with_vlm(source: SourceDocument, settings: Settings, vlm: VlmEngine
             with lock:
                 result.vlm_usage.add(usage)
 
+    def ask_all(jobs: list[tuple[int, DocType | None]]) -> None:
+        if jobs:
+            workers = min(len(jobs), vlm.limiter.max_in_flight)
+            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="vlm-page") as pool:
+                list(pool.map(lambda job: ask(*job), jobs))
+
     try:
         todo = list(plan.vlm_pages)
         if plan.classify_with_vlm:
             first = todo.pop(0)
-            ask(first, None)
+            # Speculate: when the local classifier is confident, the other pages are asked at
+            # the same time with its type, and only asked again if the VLM disagrees.
+            speculate = local_cls.doc_type != DocType.OTHER and (
+                local_cls.confidence >= settings.routing.min_classification_confidence)
+            ask_all([(first, None)] + ([(n, local_cls.doc_type) for n in todo] if speculate else []))
             if first in answers:
                 answer = answers[first].answer
                 doc_type = answer.doc_type
                 classification = vlm_classification(doc_type, answer.doc_type_confidence, local_cls)
-        if todo and doc_type != DocType.OTHER:
-            workers = min(len(todo), vlm.limiter.max_in_flight)
-            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="vlm-page") as pool:
-                list(pool.map(lambda n: ask(n, doc_type), todo))
+            if speculate and doc_type == local_cls.doc_type:
+                todo = []
+            for n in todo:
+                answers.pop(n, None)
+        if doc_type != DocType.OTHER:
+            ask_all([(n, doc_type) for n in todo])
     finally:
         doc.close()
     if transient:
