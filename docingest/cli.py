@@ -87,7 +87,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if not labels.is_file():
         raise RunError(f"labels file {labels} not found")
     settings = _settings_from_args(args)
-    report = run_evaluation(labels, Path(args.out), settings, limit=args.limit)
+    report = run_evaluation(labels, Path(args.out), settings, limit=args.limit,
+                            fit_calibration=Path(args.fit_calibration) if args.fit_calibration else None,
+                            source_sets=args.set or None)
     print(report.render_text())
     return 0
 
@@ -126,6 +128,10 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("labels", help="labels.jsonl (paths relative to its folder)")
     ev.add_argument("--out", required=True, help="output folder (tables + eval_report.json)")
     ev.add_argument("--limit", type=int, help="only the first N labelled documents")
+    ev.add_argument("--set", action="append", help="only this source set (repeatable)")
+    ev.add_argument("--fit-calibration", metavar="FILE",
+                    help="fit a confidence calibration table from this run's raw confidences and "
+                         "write it to FILE (the shipped one is docingest/calibration.json)")
     add_engine_flags(ev)
     ev.set_defaults(func=cmd_eval)
 

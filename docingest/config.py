@@ -110,7 +110,8 @@ class PreprocessOptions(BaseModel):
 
 class RoutingThresholds(BaseModel):
     min_classification_confidence: float = Field(default=0.6, ge=0, le=1)
-    min_field_confidence: float = Field(default=0.5, ge=0, le=1)
+    # Confidences are calibrated (docingest.stages.calibrate): 0.9 means about 9 in 10 right.
+    min_field_confidence: float = Field(default=0.9, ge=0, le=1)
     # Amount tolerance for total = subtotal + tax and total = sum(lines).
     amount_tolerance: float = Field(default=0.02, ge=0)
 
@@ -133,6 +134,9 @@ class Settings(BaseSettings):
     vlm_model: str | None = None  # DOCINGEST_VLM_MODEL / --vlm-model
     budget_usd: float | None = Field(default=None, ge=0)  # DOCINGEST_BUDGET_USD / --budget-usd
     vlm: VlmOptions = Field(default_factory=VlmOptions)
+    # Fitted by `docingest eval --fit-calibration`; a missing file means raw confidences.
+    calibration_file: Path | None = Field(
+        default_factory=lambda: Path(__file__).resolve().parent / "calibration.json")
 
     def vlm_endpoint_configured(self) -> bool:
         return bool(os.environ.get("OPENAI_BASE_URL") or os.environ.get("OPENAI_API_KEY"))

@@ -91,6 +91,7 @@ class Report:
     per_set: dict[str, dict[str, Any]] = field(default_factory=dict)
     per_field: dict[str, dict[str, Any]] = field(default_factory=dict)
     confusion: dict[str, dict[str, int]] = field(default_factory=dict)
+    calibration: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     run_id: str = ""
 
     def to_json(self) -> dict[str, Any]:
@@ -99,6 +100,7 @@ class Report:
             "wall_seconds": self.seconds, "documents": self.documents, "overall": self.overall,
             "per_set": self.per_set, "per_field": self.per_field,
             "classification_confusion": self.confusion,
+            "calibration": self.calibration,
         }
 
     def render_text(self) -> str:
@@ -127,6 +129,13 @@ class Report:
         lines.append(f"{'':<10}" + "".join(f"{t[:9]:>10}" for t in types))
         for label in sorted(self.confusion):
             lines.append(f"{label:<10}" + "".join(f"{self.confusion[label].get(t, 0):>10}" for t in types))
+        if self.calibration:
+            lines.append("")
+            lines.append("calibration (share of values right per confidence bucket)")
+            lines.append(f"{'bucket':<12}{'raw n':>8}{'raw right':>11}{'cal n':>8}{'cal right':>11}")
+            for raw, cal in zip(self.calibration["raw"], self.calibration["calibrated"]):
+                lines.append(f"{raw['low']:.2f}-{raw['high']:.2f}  {raw['n']:>8}{_fmt(raw['right']):>11}"
+                             f"{cal['n']:>8}{_fmt(cal['right']):>11}")
         return "\n".join(lines)
 
 
@@ -254,6 +263,47 @@ def score(labels: list[dict[str, Any]], documents: list[dict[str, Any]],
     return overall, per_set, per_field, {k: dict(v) for k, v in confusion.items()}
 
 
+# The report's buckets: the 0.9 edge is the one that matters (>= 0.9 must be >= 90% right).
+REPORT_EDGES = (0.0, 0.5, 0.7, 0.8, 0.9, 1.0001)
+
+
+def calibration_observations(labels, documents, fields, base: Path) -> list[dict[str, Any]]:
+    """Every predicted scalar value of a field its label has: raw and calibrated confidence,
+    and whether it is right."""
+    docs_by_path = {str(Path(p).resolve()): d for d in documents for p in (d["source_paths"] or [d["source_path"]])}
+    first: dict[tuple[str, str], dict[str, Any]] = {}
+    for f in fields:
+        first.setdefault((f["doc_id"], f["field_name"]), f)
+    out = []
+    for label in labels:
+        doc = docs_by_path.get(str((base / label["path"]).resolve()))
+        if not doc:
+            continue
+        for name, exp in _expected_values(label).items():
+            f = first.get((doc["doc_id"], name))
+            if name in LIST_FIELDS or f is None:
+                continue
+            value = f["value"] if f["value"] is not None else f["value_raw"]
+            raw = f.get("confidence_raw")
+            out.append({"field": name, "source": f["source"], "confidence": f["confidence"],
+                        "confidence_raw": raw if raw is not None else f["confidence"],
+                        "right": values_match(name, value, exp[0])})
+    return out
+
+
+def calibration_report(observations: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """Share right per confidence bucket, before and after calibration."""
+    report = {}
+    for column in ("confidence_raw", "confidence"):
+        rows = []
+        for lo, hi in zip(REPORT_EDGES, REPORT_EDGES[1:]):
+            inside = [o for o in observations if lo <= o[column] < hi]
+            rows.append({"low": lo, "high": min(hi, 1.0), "n": len(inside),
+                         "right": round(sum(o["right"] for o in inside) / len(inside), 4) if inside else None})
+        report["calibrated" if column == "confidence" else "raw"] = rows
+    return report
+
+
 def _set_summary(s: dict[str, int]) -> dict[str, Any]:
     docs = s.get("documents", 0)
     accepted = s.get("accepted", 0)
@@ -268,10 +318,13 @@ def _set_summary(s: dict[str, int]) -> dict[str, Any]:
     }
 
 
-def run_evaluation(labels_path: Path, out: Path, settings: Settings, limit: int | None = None) -> Report:
+def run_evaluation(labels_path: Path, out: Path, settings: Settings, limit: int | None = None,
+                   fit_calibration: Path | None = None, source_sets: list[str] | None = None) -> Report:
     from flows.ingest import run_ingest
 
     labels = read_labels(labels_path)
+    if source_sets:
+        labels = [l for l in labels if l["source_set"] in source_sets]
     if limit:
         labels = labels[:limit]
     base = labels_path.parent
@@ -285,8 +338,15 @@ def run_evaluation(labels_path: Path, out: Path, settings: Settings, limit: int 
     documents = _read_run_table(out, "documents", summary.run_id)
     fields = _read_run_table(out, "fields", summary.run_id)
     overall, per_set, per_field, confusion = score(labels, documents, fields, base)
+    observations = calibration_observations(labels, documents, fields, base)
     report = Report(labels=str(labels_path), out=str(out), seconds=seconds, documents=len(labels),
                     overall=overall, per_set=per_set, per_field=per_field, confusion=confusion,
-                    run_id=summary.run_id)
+                    calibration=calibration_report(observations), run_id=summary.run_id)
+    if fit_calibration is not None:
+        from docingest.stages.calibrate import fit_table, write_table
+
+        table = fit_table(((o["field"], o["source"], o["confidence_raw"], o["right"]) for o in observations),
+                          fitted_on=f"{labels_path.name} ({len(labels)} documents, run {summary.run_id})")
+        write_table(table, fit_calibration)
     (out / "eval_report.json").write_text(json.dumps(report.to_json(), indent=2) + "\n", encoding="utf-8")
     return report

@@ -17,6 +17,7 @@ from docingest.config import ExtractorName, Settings
 from docingest.engines.base import PageEngine
 from docingest.engines.vlm import PageAnswer, VlmEngine
 from docingest.errors import BudgetExhausted, DocingestError
+from docingest.stages.calibrate import calibrate_extraction
 from docingest.stages.classify import classify_document
 from docingest.stages.extract import extract_fields
 from docingest.stages.prepare import encode_jpeg, preprocess_page_image, validate_page_image
@@ -25,6 +26,7 @@ from docingest.stages.route import route_document
 from docingest.stages.rules import apply_rules
 from docingest.stages.strategy import PagePlan, plan_pages
 from docingest.stages.vlm_fields import combine, compare_with_local, page_values, vlm_classification
+from schemas.calibration import CalibrationTable
 from schemas.fields import DocType
 from schemas.records import (
     Classification,
@@ -48,6 +50,7 @@ class Engines:
     text_layer: PageEngine
     ocr: PageEngine
     vlm: VlmEngine | None = None  # only when the extractor is vlm/auto and an endpoint is set
+    calibration: CalibrationTable | None = None  # read once per run from settings.calibration_file
 
 def process_document(source: SourceDocument, settings: Settings, engines: Engines) -> DocumentResult:
     started = time.perf_counter()
@@ -65,6 +68,7 @@ def process_document(source: SourceDocument, settings: Settings, engines: Engine
                               settings.routing)
             if plan.vlm_pages:
                 _extract_with_vlm(source, settings, engines.vlm, plan, pages, result)
+            calibrate_extraction(result.extraction, engines.calibration)
             result.rule_results = apply_rules(
                 result.extraction, settings.routing, datetime.now(timezone.utc).date()
             )

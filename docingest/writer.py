@@ -67,7 +67,7 @@ def rows_for(results: list[DocumentResult], run_id: str) -> dict[str, list[dict[
                 rows["fields"].append({
                     "doc_id": r.doc_id, "doc_type": doc_type, "field_name": v.field_name,
                     "key": v.key, "value_raw": v.value_raw, "value": v.value,
-                    "confidence": v.confidence, "page": v.page,
+                    "confidence": v.confidence, "confidence_raw": v.confidence_raw, "page": v.page,
                     "bbox": list(v.bbox) if v.bbox else None, "grounded": v.grounded,
                     "source": v.source.value, "agrees_with_local": v.agrees_with_local,
                     "run_id": run_id,

@@ -28,6 +28,7 @@ from docingest.engines import TextLayerEngine, build_ocr_engine
 from docingest.engines.vlm import VlmEngine, build_client
 from docingest.pipeline import Engines, crashed_result, unreadable_result
 from docingest.progress import progress_bar
+from docingest.stages.calibrate import load_table
 from docingest.writer import OutputWriter
 from schemas.records import DocumentResult, Status, VlmUsage
 from schemas.tables import CONTRACT_VERSION
@@ -62,7 +63,8 @@ def ingest(source: Path | list[Path], out: Path, settings: Settings, label: str 
     logger.info("%d files, %d distinct documents", sum(len(d.paths) for d in documents) + len(unreadable), len(documents))
 
     # render → read → classify → extract → validate → route, one task per document
-    engines = Engines(text_layer=TextLayerEngine(), ocr=build_ocr_engine(settings.ocr))
+    engines = Engines(text_layer=TextLayerEngine(), ocr=build_ocr_engine(settings.ocr),
+                      calibration=load_table(settings.calibration_file))
     if settings.effective_extractor() != ExtractorName.LOCAL:
         engines.vlm = VlmEngine.from_settings(settings, vlm_client or build_client(settings.vlm))
     process = process_document_task.with_options(
@@ -139,6 +141,7 @@ def _manifest(run_id, started_at, source, out, settings, documents, unreadable, 
             "pages_per_second": round(pages / seconds, 2) if seconds else None,
         },
         "extractor": settings.effective_extractor().value,
+        "calibration": (engines.calibration.fitted_on if engines.calibration else None),
         "vlm": _vlm_summary(results, engines),
         "versions": _versions(),
     }

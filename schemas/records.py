@@ -124,7 +124,8 @@ class ExtractedValue(BaseModel):
     field_name: str
     value_raw: str  # as printed
     value: str | None  # normalized: ISO date, decimal amount, ISO-4217 code; None if not parseable
-    confidence: float = Field(ge=0.0, le=1.0)
+    confidence: float = Field(ge=0.0, le=1.0)  # calibrated (docingest.stages.calibrate)
+    confidence_raw: float | None = None  # before calibration: what the extractor said
     page: int | None = None
     bbox: BBox | None = None
     grounded: bool = False  # the raw text is found in that page's words: seen, not inferred

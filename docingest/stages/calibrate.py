@@ -1,0 +1,75 @@
+"""Calibrate field confidences so that they mean what they say.
+
+Raw confidences come from how a value was found (label on the same line, OCR word scores,
+grounding); they rank values but are not probabilities. A calibrated confidence is the measured
+share of right values among labelled values of the same field, source and raw-confidence bucket,
+Laplace-smoothed ((right + 1) / (n + 2)), so a small bucket cannot claim certainty. Where the
+table has the source but too few values in the bucket, the confidence is capped below the
+acceptance bar: unmeasured reliability never auto-accepts. A source the table has never seen
+(e.g. a VLM before its own eval) keeps its raw confidence.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Iterable
+from pathlib import Path
+
+from schemas.calibration import BUCKET_EDGES, Bucket, CalibrationTable
+from schemas.records import Extraction
+
+UNMEASURED_CAP = 0.85
+
+
+def load_table(path: Path | None) -> CalibrationTable | None:
+    if path is None or not Path(path).is_file():
+        return None
+    return CalibrationTable.model_validate_json(Path(path).read_text(encoding="utf-8"))
+
+
+def _bucket_index(confidence: float) -> int:
+    for i in range(len(BUCKET_EDGES) - 1):
+        if BUCKET_EDGES[i] <= confidence < BUCKET_EDGES[i + 1]:
+            return i
+    return len(BUCKET_EDGES) - 2
+
+
+def calibrated(table: CalibrationTable, field_name: str, source: str, raw: float) -> float:
+    if source not in table.sources():
+        return raw
+    buckets = table.entries.get(CalibrationTable.key(field_name, source))
+    if buckets:
+        b = buckets[_bucket_index(raw)]
+        if b.n >= table.min_count:
+            return round((b.right + 1) / (b.n + 2), 4)
+    return round(min(raw, UNMEASURED_CAP), 4)
+
+
+def calibrate_extraction(extraction: Extraction, table: CalibrationTable | None) -> None:
+    """Keep the raw confidence, replace ``confidence`` by its calibrated value (in place)."""
+    for value in extraction.values:
+        if value.confidence_raw is None:
+            value.confidence_raw = value.confidence
+        if table is not None:
+            value.confidence = calibrated(table, value.field_name, value.source.value, value.confidence_raw)
+
+
+def fit_table(observations: Iterable[tuple[str, str, float, bool]], fitted_on: str) -> CalibrationTable:
+    """``observations``: (field_name, source, raw confidence, right) for labelled values."""
+    counts: dict[str, list[list[int]]] = defaultdict(lambda: [[0, 0] for _ in BUCKET_EDGES[:-1]])
+    for field_name, source, raw, right in observations:
+        cell = counts[CalibrationTable.key(field_name, source)][_bucket_index(raw)]
+        cell[0] += 1
+        cell[1] += int(right)
+    entries = {
+        key: [Bucket(low=BUCKET_EDGES[i], high=min(1.0, BUCKET_EDGES[i + 1]), n=n, right=r)
+              for i, (n, r) in enumerate(cells)]
+        for key, cells in sorted(counts.items())
+    }
+    return CalibrationTable(fitted_on=fitted_on, entries=entries)
+
+
+def write_table(table: CalibrationTable, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(table.model_dump(mode="json"), indent=1) + "\n", encoding="utf-8")

@@ -1,0 +1,34 @@
+"""A confidence calibration table: what a raw confidence has meant, measured on labelled data.
+
+Keyed by field name and value source (``text_layer`` / ``ocr`` / ``vlm``), each entry lists raw
+confidence buckets with how many values fell in them and how many of those were right. Fitted by
+``docingest eval LABELS --fit-calibration FILE`` from the raw confidences of a run.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+# Raw-confidence bucket edges; coarse on purpose: a few hundred labelled values per field
+# cannot support a finer curve without fitting noise.
+BUCKET_EDGES = (0.0, 0.5, 0.7, 0.85, 0.95, 1.0001)
+
+
+class Bucket(BaseModel):
+    low: float
+    high: float
+    n: int
+    right: int
+
+
+class CalibrationTable(BaseModel):
+    fitted_on: str = ""
+    min_count: int = 10  # fewer values than this in a bucket: not enough evidence
+    entries: dict[str, list[Bucket]] = Field(default_factory=dict)  # "field|source" -> buckets
+
+    @staticmethod
+    def key(field_name: str, source: str) -> str:
+        return f"{field_name}|{source}"
+
+    def sources(self) -> set[str]:
+        return {k.split("|", 1)[1] for k in self.entries}
