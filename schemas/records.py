@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
@@ -51,6 +52,12 @@ class Word:
     bbox: BBox
     confidence: float  # 1.0 for text-layer words
     line: int  # line index within the page, in reading order
+
+    @staticmethod
+    def clean(text: str) -> str:
+        """NFKC: OCR and PDFs print fullwidth brackets, ligatures and odd spaces that every
+        label pattern would otherwise miss ("（incl GST）", "ﬁnal")."""
+        return unicodedata.normalize("NFKC", text)
 
 
 class SourceDocument(BaseModel, frozen=True):

@@ -83,7 +83,7 @@ def _split_line(quad, text: str, score: float, line_no: int, width: int, height:
         wx0 = x0 + (x1 - x0) * start / total
         wx1 = x0 + (x1 - x0) * end / total
         bbox = (wx0 / width, y0 / height, wx1 / width, y1 / height)
-        words.append(Word(token, tuple(min(1.0, max(0.0, v)) for v in bbox), score, line_no))
+        words.append(Word(Word.clean(token), tuple(min(1.0, max(0.0, v)) for v in bbox), score, line_no))
     return words
 
 
@@ -122,7 +122,7 @@ class TesseractEngine:
                 left / width, top / height,
                 (left + data["width"][i]) / width, (top + data["height"][i]) / height,
             )
-            words.append(Word(text, bbox, conf / 100.0, line))
+            words.append(Word(Word.clean(text), bbox, conf / 100.0, line))
         return PageText(page=page.page, source=self.source, words=words)
 
 

@@ -63,13 +63,15 @@ LABELS = {
                     r"date\s*de\s*facture|datum|\bdate\b|\bdated\b|\bvom\b|\bdu\b",
     "due_date": r"due\s*date|payment\s*due|pay\s*by|f[äa]llig(?:keit)?|zahlbar\s*bis|[ée]ch[ée]ance",
     "total": r"grand\s*total|total\s*amount|amount\s*due|total\s*due|balance\s*due|"
+             r"bruttosumme|gesamtsumme|invoice\s*total|"
              r"total\s*payable|rounded\s*total|total\s*\(?incl|nett?\s*total|total\s*ttc|"
              r"gesamtbetrag|rechnungsbetrag|zu\s*zahlen|zahlbetrag|endbetrag|bruttobetrag|"
              r"gross\s*amount|total\s*gross|\btotal\b|\bsumme\b|\bmontant\b",
     "subtotal": r"sub\s*-?\s*total|total\s*excl|net\s*amount|nettobetrag|summe\s*netto|"
+                r"summe\s*ohne\s*(?:ust|mwst)|nettosumme|montant\s*ht|total\s*hors\s*taxes?|"
                 r"netto|total\s*ht|\bnet\b|warenwert|total\s*before\s*tax",
     # OCR glues rates to labels ("GST6%"), so a label may be followed by a digit.
-    "tax": r"(?<![a-z])(?:total\s*tax|tax\s*amount|gst|vat|mwst|ust|umsatzsteuer|mehrwertsteuer|"
+    "tax": r"(?<![a-z])(?:total\s*tax|tax\s*amount|steuerbetrag|gst|vat|mwst|ust|umsatzsteuer|mehrwertsteuer|"
            r"tva|tax|steuer)(?![a-z])",
     "customer_name": r"bill\s*to|sold\s*to|invoice\s*to|customer(?:\s*name)?|client|"
                      r"advertiser|buyer|k[äa]ufer|kunde|rechnungsempf[äa]nger|destinataire",
@@ -78,13 +80,18 @@ LABELS = {
 _LABEL_RE = {k: re.compile(v, re.I) for k, v in LABELS.items()}
 # Totals that are not the grand total.
 _NOT_TOTAL = re.compile(
-    r"sub\s*-?\s*total|total\s*(?:qty|quantity|items?|tax|gst|vat|discount|excl|savings)|"
+    r"sub\s*-?\s*total|total\s*(?:qty|quantity|items?|tax|gst|vat|discount|excl|savings|includ)|"
     r"netto|total\s*ht|\bnet\b(?!t)", re.I
 )
-_TOTAL_PRIORITY = re.compile(
-    r"grand\s*total|amount\s*due|total\s*due|balance\s*due|total\s*payable|rounded\s*total|"
-    r"total\s*\(?incl|gesamtbetrag|rechnungsbetrag|zu\s*zahlen|zahlbetrag|total\s*ttc|"
-    r"gross\s*amount|total\s*gross|bruttobetrag|endbetrag", re.I
+# The invoice's gross total, then what is left to pay (after prepayments), then any "total".
+_GROSS_TOTAL = re.compile(
+    r"grand\s*total|rounded\s*total|total\s*rounded|total\s*\(?incl|total\s*ttc|gross\s*amount|"
+    r"total\s*gross|invoice\s*total|total\s*amount|bruttosumme|bruttobetrag|gesamtbetrag|"
+    r"gesamtsumme|rechnungsbetrag|endbetrag|montant\s*ttc", re.I
+)
+_DUE_TOTAL = re.compile(
+    r"amount\s*due|total\s*due|balance\s*due|total\s*payable|zu\s*zahlen|zahlbetrag|"
+    r"net\s*[àa]\s*payer", re.I
 )
 _ID_RE = re.compile(r"[A-Z0-9][A-Z0-9/_.-]*\d[A-Z0-9/_.-]*", re.I)
 
@@ -131,7 +138,27 @@ def _after_label(lines: list[Line], label: re.Pattern[str], finder, exclude=None
 def _amount_finder(text: str):
     # "Tax 8% 25.34": the rate is not the amount.
     return [(s, e, format_amount(v)) for s, e, v in find_amounts(text)
-            if not re.match(r"\s?%", text[e:e + 2])]
+            if not re.match(r"\s?%", text[e:e + 2]) and not re.match(r"[./-]\d{2,4}\b", text[e:e + 5])]
+
+
+_CURRENCY_BEFORE = re.compile(r"(?:([$€£¥])|\b(RM)|\b([A-Z]{3}))\s?$")
+
+
+def _currency_marked(text: str, start: int) -> bool:
+    m = _CURRENCY_BEFORE.search(text[max(0, start - 4): start])
+    return bool(m) and (m.group(3) is None or m.group(3) in ISO_4217)
+
+
+def _total_finder(text: str):
+    """The amount a total label points at: the first one marked with a currency ("Total
+    EUR 119.00 (incl. VAT 19.00)"), else the last one with decimals, which is where receipts
+    print it ("TOTAL ROUNDED ?3-10 RM33.90", "Total (incl GST) 26.60")."""
+    hits = _amount_finder(text)
+    marked = [h for h in hits if _currency_marked(text, h[0])]
+    if marked:
+        return marked[:1]
+    decimal = [h for h in hits if re.search(r"[.,]\d{2}$", text[h[0]:h[1]])]
+    return decimal[-1:] or hits[:1]
 
 
 def _date_finder(dayfirst: bool):
@@ -171,9 +198,10 @@ def _financial(lines: list[Line], doc_type: DocType) -> Extraction:
 
     # Amounts: grand total first (prefer explicit "grand total"-style labels, then the last
     # "total" on the document, which is where totals are printed).
-    totals = _after_label(lines, _LABEL_RE["total"], _amount_finder, exclude=_NOT_TOTAL)
-    priority = [c for c in totals if _TOTAL_PRIORITY.search(c.line.text)]
-    total = (priority or totals or [None])[-1] if (priority or totals) else None
+    totals = _after_label(lines, _LABEL_RE["total"], _total_finder, exclude=_NOT_TOTAL)
+    gross = [c for c in totals if _GROSS_TOTAL.search(c.line.text)]
+    due = [c for c in totals if _DUE_TOTAL.search(c.line.text)]
+    total = (gross or due or totals or [None])[-1]
     if total is None:
         total = _largest_amount(lines)
     subtotal = best(_after_label(lines, _LABEL_RE["subtotal"], _amount_finder))
@@ -212,7 +240,12 @@ def _financial(lines: list[Line], doc_type: DocType) -> Extraction:
     if currency is not None:
         values.append(currency.to_value("currency"))
 
-    customer = best(_after_label(lines, _LABEL_RE["customer_name"], _name_finder))
+    # A customer label must introduce a value ("Bill to:", a label opening its line), not be
+    # part of a phrase ("Customer Service Hotline").
+    buyer = _party_block(lines, _BUYER_BLOCK)
+    customer = buyer[0] if buyer else best(
+        [c for c in _after_label(lines, _LABEL_RE["customer_name"], _name_finder)
+         if c.how != SAME_LINE or _introduces_value(c)])
     if customer is not None:
         values.append(customer.to_value("customer_name", scale=0.8))
 
@@ -227,10 +260,19 @@ def _financial(lines: list[Line], doc_type: DocType) -> Extraction:
     return Extraction(doc_type=doc_type, values=values, line_items=items)
 
 
+def _introduces_value(c: Candidate) -> bool:
+    before = c.line.text[: c.start]
+    return ":" in before[-4:] or bool(re.search(r"\b(bill|sold|invoice|ship)\s*to\s*$", before, re.I))
+
+
+_WITHOUT_TAX = re.compile(r"ohne|excl|exkl|before|hors|netto|\bnet\b|basis|grundbetrag|warenwert", re.I)
+
+
 def _tax(lines: list[Line]) -> Candidate | None:
     cands = _after_label(lines, _LABEL_RE["tax"], _amount_finder)
     # A tax label followed by "6%" then an amount: the finder skips percentages already.
-    cands = [c for c in cands if not re.search(r"(?i)reg|no\b|id\b|number", c.line.text[: c.start])]
+    cands = [c for c in cands if not re.search(r"(?i)reg|no\b|id\b|number", c.line.text[: c.start])
+             and not _WITHOUT_TAX.search(c.line.text)]
     if not cands:
         return None
     return max(cands, key=lambda c: (c.how, c.line.index))
@@ -319,23 +361,105 @@ _TITLE_TAIL = re.compile(r"\s+(tax\s+invoice|invoice|rechnung|facture|receipt)\b
 _NAME_STOP = re.compile(r"\b(tel|phone|fax|e-?mail|www\.|http|date|datum)\b|\d{1,2}[/.-]\d{1,2}[/.-]\d{2,4}", re.I)
 
 
+_VENDOR_LABEL_AT_START = re.compile(
+    r"^\s*(seller|vendor|supplier|verk[äa]ufer|lieferant|from|vendeur|fournisseur)\s*:?\s*$", re.I)
+_COMPANY_SUFFIX = re.compile(
+    r"\b(sdn\.?\s*bhd|bhd|s/b|pte\.?\s*ltd|ltd|limited|llc|l\.l\.c|inc|corp(oration)?|gmbh|"
+    r"ag|kg|se|plc|llp|sarl|s\.a\.r\.l|sas|s\.a\.|b\.v|n\.v|enterprise|trading|company)\b\.?", re.I)
+_REGISTRATION = re.compile(r"^\s*\(?\s*(c[o0]\.?\s*reg|company\s*n[o0]|reg\.?\s*n[o0]|\d{3,}-[A-Z])", re.I)
+
+
+_SELLER_BLOCK = re.compile(
+    r"^(verk[äa]ufer|seller|supplier|lieferant|vendor|vendeur|fournisseur|rechnungssteller|"
+    r"leistungserbringer)(\s*/\s*[\w-]+)?\s*:?$", re.I)
+_BUYER_BLOCK = re.compile(
+    r"^(k[äa]ufer|buyer|bill\s*to|sold\s*to|invoice\s*to|rechnungsempf[äa]nger|kunde|customer|"
+    r"acheteur|client|leistungsempf[äa]nger)(\s*/\s*[\w-]+)?\s*:?$", re.I)
+_BLOCK_SKIP = re.compile(r"^(name\s*:?$|(globale\s*)?nummer\b|number\b|kunden-?nr|customer\s*(no|id)|id\s*:)", re.I)
+_ADDRESS_START = re.compile(
+    r"^anschrift\s*:|^address\s*:|^adresse\s*:|"
+    r"\b[\w.-]*(str\.|straße|strasse|street|road|weg|allee|platz|gasse|avenue|ave\.|rue|chemin)\s*\d|"
+    r"^\d+[a-z]?\s+\w+.*\b(street|st|road|rd|avenue|ave|blvd|lane|ln|drive|dr|way)\b\.?|"
+    r"^([A-Z]{2}[\s-]?)?\d{4,5}\s+\w+|^(postfach|p\.?o\.?\s*box)\b", re.I)
+_BLOCK_END = re.compile(r"\b(ust|vat|tel|phone|fax|e-?mail|www\.|iban|bic|tax\s*id)\b|steuer", re.I)
+
+
+def _party_block(lines: list[Line], header: re.Pattern[str]) -> tuple[Candidate, Candidate | None] | None:
+    """A party printed as a block under its role ("Verkäufer", "Bill to:"): the name is the
+    lines up to the first address line, the address the lines after it up to a tax id, phone
+    or the next block."""
+    for i, line in enumerate(lines[:200]):
+        if not header.match(line.text.strip()):
+            continue
+        body = []
+        for nxt in lines[i + 1: i + 12]:
+            text = nxt.text.strip()
+            if nxt.page != line.page or _SELLER_BLOCK.match(text) or _BUYER_BLOCK.match(text):
+                break
+            if _BLOCK_SKIP.match(text):
+                continue
+            body.append(nxt)
+        name_lines: list[Line] = []
+        address_lines: list[Line] = []
+        for nxt in body:
+            if _BLOCK_END.search(nxt.text):
+                break
+            if address_lines or (name_lines and _ADDRESS_START.search(nxt.text)):
+                address_lines.append(nxt)
+                if len(address_lines) == 4:
+                    break
+            elif len(name_lines) < 3:
+                name_lines.append(nxt)
+            else:
+                break
+        if not name_lines:
+            continue
+        name_text = " ".join(re.sub(r"^name\s*:\s*", "", l.text, flags=re.I) for l in name_lines).strip()
+        name = Candidate(name_text, name_text, name_lines[0], 0, len(name_lines[0].text), SAME_LINE,
+                         context=" ".join(l.text for l in name_lines))
+        address = None
+        if address_lines:
+            joined = " ".join(re.sub(r"^(anschrift|address|adresse)\s*:\s*", "", l.text, flags=re.I)
+                              for l in address_lines).strip()
+            address = Candidate(joined, joined, address_lines[0], 0, len(address_lines[0].text),
+                                NEXT_LINE, context=" ".join(l.text for l in address_lines))
+        return name, address
+    return None
+
+
 def _vendor(lines: list[Line]) -> tuple[Candidate, Candidate | None] | None:
-    """The issuer: a labelled seller name, else the first substantial line at the top of page 1."""
-    labelled = _after_label(lines, _LABEL_RE["vendor_name"], _name_finder)
+    """The issuer: a seller block, a labelled seller name, else a company line at the top."""
+    block = _party_block(lines, _SELLER_BLOCK)
+    if block is not None:
+        return block
+    # Only a label that opens its line ("Seller: ACME"): "download from GooglePlay" is no vendor.
+    labelled = [c for c in _after_label(lines, _LABEL_RE["vendor_name"], _name_finder)
+                if _VENDOR_LABEL_AT_START.match(c.line.text[: c.start] if c.how == SAME_LINE
+                                                else lines[c.line.index - 1].text)]
     if labelled:
         c = labelled[0]
         c.how = min(c.how, 0.7)
         return c, None
     first_page = [l for l in lines if l.page == lines[0].page] if lines else []
-    for i, line in enumerate(first_page[:8]):
+    head = first_page[:10]
+    # A line that names a company ("... SDN BHD", "... GmbH", "... Ltd") is the issuer more
+    # often than whatever happens to be printed (or handwritten) above it.
+    suffixed = [i for i, l in enumerate(head) if _COMPANY_SUFFIX.search(l.text)
+                and not _NAME_STOP.search(l.text) and not _LABEL_RE["customer_name"].search(l.text)]
+    order = suffixed[:1] + [i for i in range(min(8, len(head))) if i not in suffixed[:1]]
+    for i in order:
+        line = head[i]
         text = _TITLE_TAIL.sub("", line.text).strip()
         if len(text) < 3 or _NOISE_LINE.match(text) or not re.search(r"[A-Za-z]{3}", text):
             continue
         if _NAME_STOP.search(text) or find_amounts(text) and not re.search(r"[A-Za-z]{4}", text):
             continue
-        name = Candidate(text, text, line, 0, len(text), FALLBACK + 0.15)
+        how = NEXT_LINE if i in suffixed[:1] else FALLBACK + 0.15
+        name = Candidate(text, text, line, 0, len(text), how)
         address_lines = []
-        for nxt in first_page[i + 1: i + 6]:
+        for nxt in first_page[i + 1: i + 7]:
+            if _REGISTRATION.match(nxt.text) and not address_lines:
+                continue  # "(CO. REG: 933109-X)" under the name belongs to it, not the address
             if _ADDRESS_STOP.search(nxt.text) or _NOISE_LINE.match(nxt.text):
                 break
             address_lines.append(nxt)

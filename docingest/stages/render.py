@@ -261,7 +261,7 @@ def _words_from_chars(
             bbox = (
                 _clip(x0 / width), _clip(1 - y1 / height), _clip(x1 / width), _clip(1 - y0 / height)
             )
-            words.append(Word("".join(chars), bbox, 1.0, line))
+            words.append(Word(Word.clean("".join(chars)), bbox, 1.0, line))
         chars = []
         x0 = y0 = float("inf")
         x1 = y1 = float("-inf")
