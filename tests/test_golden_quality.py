@@ -1,0 +1,49 @@
+"""Golden quality gate on the generated samples: a change that lowers extraction quality fails.
+
+Runs every labelled sample through the stage functions (no Prefect), turns the results into
+table rows with the real writer, and scores them with the real evaluator. The floors are the
+scores the embedded extractor reaches today; raise them when quality improves, never lower
+them to get green.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from docingest.evaluate import read_labels, score
+from docingest.pipeline import process_document
+from docingest.stages.discover import discover
+from docingest.writer import rows_for
+
+F1_FLOORS = {
+    "invoice_number": 1.0, "invoice_date": 1.0, "due_date": 1.0, "currency": 1.0,
+    "subtotal": 1.0, "tax": 1.0, "total": 1.0, "customer_name": 1.0,
+    "parties": 1.0, "effective_date": 1.0, "jurisdiction": 1.0, "term": 1.0,
+    "vendor_name": 0.88, "vendor_address": 0.77, "key_values": 0.92,
+}
+
+
+@pytest.fixture(scope="module")
+def scores(samples_dir, engines):
+    from docingest.config import Settings
+
+    settings = Settings(workers=1, show_progress=False, task_retries=0)
+    labels_path = samples_dir / "labels.jsonl"
+    labels = read_labels(labels_path)
+    results = []
+    for label in labels:
+        docs, _ = discover(labels_path.parent / label["path"])
+        results.append(process_document(docs[0], settings, engines))
+    rows = rows_for(results, "golden")
+    return score(labels, rows["documents"], rows["fields"], labels_path.parent)
+
+
+def test_classification_is_perfect_on_the_samples(scores):
+    overall, per_set, _, confusion = scores
+    assert overall["classification_accuracy"] == 1.0, confusion
+
+
+@pytest.mark.parametrize("field", sorted(F1_FLOORS))
+def test_field_f1_does_not_drop(scores, field):
+    per_field = scores[2]
+    assert per_field[field]["f1"] >= F1_FLOORS[field], per_field[field]
