@@ -53,9 +53,24 @@ CUES: dict[DocType, list[tuple[str, float]]] = {
         (r"\bto:\s", 0.5), (r"\bfrom:\s", 0.5), (r"\bsubject:\s|\bre:\s", 0.5), (r"\bfax\b", 1.0),
         (r"\bdate:", 0.5), (r"\bpage\s*\d+\s*of\s*\d+\b", 0.3), (r"\brequest\b", 0.5),
         (r"\bapproved\s*by\b|\bprepared\s*by\b", 1.0), (r"\bbrand\b", 0.5),
+        # Memos, request and specification sheets: the forms of an office.
+        (r"\battention\b|\battn\b", 1.0), (r"\bcopies\s*to\b|\bcc\s*:", 1.0),
+        (r"\b(received|submitted|requested|written|made|initiated)\s*by\b", 1.0),
+        (r"\bproject\s*(no|number|#)", 1.0), (r"\bspecifications?\b", 1.0),
+        (r"\bdate\s*(of|submitted|received)\b", 1.0), (r"\bremarks\b|\bcomments?\b", 0.5),
+        # Blanks to fill in ("Name ____", "Batch Size_ 50") and ticked boxes.
+        (r"_{2,}|[A-Za-z]_|_[A-Za-z0-9]", 1.0), (r"[口√✓✔]", 1.0),
     ],
 }
 _COMPILED = {t: [(re.compile(p, re.I), w) for p, w in cues] for t, cues in CUES.items()}
+
+# A form is mostly labels waiting for values: "Name:", "Date:", "Request No.:". Labels that
+# belong to money documents do not count, so a receipt's "Total:" and "Cash:" stay receipts.
+_FORM_LABEL = re.compile(r"(?:^|\s)([A-Za-z][A-Za-z/&.#()' -]{1,28}?)\s?[:;]", re.M)
+_MONEY_LABEL = re.compile(
+    r"total|tax|gst|vat|cash|change|amount|price|qty|invoice|receipt|bill|balance|due|rm|"
+    r"subtotal|tel|fax|no\.?$|iban|bic|rechnung|summe|betrag|mwst|ust|montant", re.I)
+FORM_LABEL_WEIGHT, FORM_LABEL_CAP = 0.35, 3.5
 
 OTHER_THRESHOLD = 2.0  # below this best score nothing looks like a known type
 TEMPERATURE = 1.5  # softmax temperature: the score gap needed for a confident call
@@ -66,6 +81,7 @@ def classify_document(pages: list[PageText], page_info: list[PageInfo]) -> Class
     sample = pages[:3] + (pages[-1:] if len(pages) > 3 else [])
     text = "\n".join(p.text() for p in sample)
     scores = {t: _score(text, cues) for t, cues in _COMPILED.items()}
+    scores[DocType.FORM] += _form_layout_score(text)
 
     first = page_info[0] if page_info else None
     if first and first.height_px and first.width_px:
@@ -89,6 +105,12 @@ def classify_document(pages: list[PageText], page_info: list[PageInfo]) -> Class
         doc_type=best, confidence=round(confidence, 4),
         scores={t.value: round(s, 3) for t, s in scores.items()},
     )
+
+
+def _form_layout_score(text: str) -> float:
+    labels = [m.group(1) for m in _FORM_LABEL.finditer(text)]
+    form_like = [l for l in labels if not _MONEY_LABEL.search(l)]
+    return min(FORM_LABEL_CAP, FORM_LABEL_WEIGHT * len(form_like))
 
 
 def _score(text: str, cues: list[tuple[re.Pattern[str], float]]) -> float:

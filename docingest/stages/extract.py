@@ -548,19 +548,36 @@ _EFFECTIVE = re.compile(
     r"(?:effective\s+(?:as\s+of|date|on)|dated\s+(?:as\s+of)?|entered\s+into\s+(?:as\s+of|on)|"
     r"made\s+(?:as\s+of|on)|as\s+of)\s*:?\s*", re.I
 )
-_GOVERNED = re.compile(
-    r"(?:governed\s+by|construed\s+(?:in\s+accordance\s+with|under)|subject\s+to)\s+(?:and\s+\w+\s+)?"
-    r"(?:[\w\s,]{0,60}?)?the\s+(?:internal\s+|substantive\s+)?laws?\s+of\s+(?:the\s+)?"
-    r"(?:(?i:state)\s+of\s+|(?i:commonwealth)\s+of\s+)?([A-Z][A-Za-z]+(?:\s+[A-Z][a-z]+)?)",
+_GOVERNING = re.compile(r"governed|governing\s+law|construed|applicable\s+law", re.I)
+_LAWS_OF = re.compile(
+    r"laws?\s+of\s+(?:the\s+)?(?:(?i:state|commonwealth|province)\s+of\s+)?"
+    r"([A-Z][A-Za-z]+(?:\s+[A-Z][a-z]+)?)"
 )
 _TERM = re.compile(
     r"\b(?:term|period)\s+of\s+(?:\w+\s+)?\(?(\d+|one|two|three|four|five|six|seven|eight|nine|ten|"
     r"twelve|eighteen|twenty-four|thirty-six)\)?\s*(?:\(\d+\)\s*)?(years?|months?|days?)\b",
     re.I,
 )
+_NUMBERS = (r"(\d+|one|two|three|four|five|six|seven|eight|nine|ten|twelve|eighteen|"
+            r"twenty-four|thirty-six)")
+# "shall terminate two years after", "will expire two (2) years from", "remain in effect for three years"
+_TERM_ENDS = re.compile(
+    r"\b(?:terminat\w*|expir\w*|remain\s+in\s+(?:full\s+force\s+and\s+)?effect|continue\s+in\s+"
+    r"(?:full\s+force\s+and\s+)?effect)\s+(?:automatically\s+)?(?:for\s+)?(?:a\s+period\s+of\s+)?"
+    r"(?:upon\s+the\s+)?" + _NUMBERS + r"\s*(?:\(\d+\)\s*)?(years?|months?|days?)\b", re.I)
 _NUMBER_WORDS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7,
                  "eight": 8, "nine": 9, "ten": 10, "twelve": 12, "eighteen": 18,
                  "twenty-four": 24, "thirty-six": 36}
+
+
+def _governing_law(text: str) -> re.Match[str] | None:
+    """The jurisdiction named by a governing-law clause: "governed by ... the laws of the State
+    of New York", looked for within a sentence of the clause's verb."""
+    for anchor in _GOVERNING.finditer(text):
+        m = _LAWS_OF.search(text, anchor.end(), anchor.end() + 250)
+        if m and m.group(1).split()[0] not in ("Agreement", "This", "Such", "Any"):
+            return m
+    return None
 
 
 def term_value(text: str) -> str | None:
@@ -572,7 +589,8 @@ def term_value(text: str) -> str | None:
         return None
     n = t.group(1).lower()
     number = int(n) if n.isdigit() else _NUMBER_WORDS[n]
-    return f"{number}_{t.group(2).lower().rstrip('s')}s"
+    unit = t.group(2).lower().rstrip("s")
+    return f"{number}_{unit}" + ("" if number == 1 else "s")
 
 
 def _contract(lines: list[Line]) -> Extraction:
@@ -602,10 +620,10 @@ def _contract(lines: list[Line]) -> Extraction:
             values.append(_span_value("effective_date", text[s:e], s, e, index, FALLBACK, value=d.isoformat()))
 
     full, full_index = _joined(lines)
-    g = _GOVERNED.search(full)
+    g = _governing_law(full)
     if g:
         values.append(_span_value("jurisdiction", g.group(1), g.start(1), g.end(1), full_index, NEXT_LINE))
-    t = _TERM.search(full)
+    t = _TERM.search(full) or _TERM_ENDS.search(full)
     if t:
         values.append(_span_value("term", t.group(0), t.start(), t.end(), full_index, NEXT_LINE,
                                   value=term_value(t.group(0))))
