@@ -85,7 +85,8 @@ _NOT_TOTAL = re.compile(
 )
 # The invoice's gross total, then what is left to pay (after prepayments), then any "total".
 _GROSS_TOTAL = re.compile(
-    r"grand\s*total|rounded\s*total|total\s*rounded|total\s*\(?incl|total\s*ttc|gross\s*amount|"
+    r"grand\s*total|rounded[\w\s]{0,6}total|total[\w\s.]{0,10}rounded|total[\w\s]{0,12}\(?\s*incl|"
+    r"total\s*ttc|gross\s*amount|"
     r"total\s*gross|invoice\s*total|total\s*amount|bruttosumme|bruttobetrag|gesamtbetrag|"
     r"gesamtsumme|rechnungsbetrag|endbetrag|montant\s*ttc", re.I
 )
@@ -126,13 +127,43 @@ def _after_label(lines: list[Line], label: re.Pattern[str], finder, exclude=None
                 s, e, value = hits[0]
                 out.append(Candidate(rest[s:e], value, line, m.end() + s, m.end() + e, SAME_LINE))
                 continue
-            if not rest.strip(" :.#-") and i + 1 < len(lines) and lines[i + 1].page == line.page:
-                nxt = lines[i + 1]
-                hits = finder(nxt.text)
-                if hits:
-                    s, e, value = hits[0]
-                    out.append(Candidate(nxt.text[s:e], value, nxt, s, e, NEXT_LINE))
+            if not rest.strip(" :.#-"):
+                # A label alone on its line: its value is beside it or under it on the page.
+                # Text order is no guide in form-like layouts (the next line in reading order
+                # is often the next label), so look at the boxes first.
+                neighbours = _neighbours(lines, i, line.bbox(m.start(), m.end()))
+                if not neighbours and i + 1 < len(lines) and lines[i + 1].page == line.page:
+                    neighbours = [lines[i + 1]]
+                for nxt in neighbours:
+                    hits = finder(nxt.text)
+                    if hits:
+                        s, e, value = hits[0]
+                        out.append(Candidate(nxt.text[s:e], value, nxt, s, e, NEXT_LINE))
+                        break
     return out
+
+
+def _neighbours(lines: list[Line], index: int, label_box) -> list[Line]:
+    """Lines that hold a label's value: to its right on the same row (nearest first), then
+    right under it. Lines that are themselves labels ("Invoice #", "Date:") are skipped."""
+    if label_box is None:
+        return []
+    x0, y0, x1, y1 = label_box
+    height = max(y1 - y0, 1e-3)
+    page = lines[index].page
+    right, below = [], []
+    for j, other in enumerate(lines):
+        if j == index or other.page != page or not other.words:
+            continue
+        ox0, oy0, ox1, oy1 = other.bbox(0, len(other.text))
+        if other.text.rstrip().endswith((":", "#")):
+            continue
+        overlap = min(y1, oy1) - max(y0, oy0)
+        if overlap >= 0.5 * min(height, oy1 - oy0) and ox0 >= x1 - 0.002 and ox0 - x1 < 0.45:
+            right.append((ox0 - x1, other))
+        elif 0 <= oy0 - y1 <= 2.5 * height and ox0 < x1 + 0.05 and ox1 > x0:
+            below.append((oy0 - y1, other))
+    return [l for _, l in sorted(right, key=lambda t: t[0])[:1] + sorted(below, key=lambda t: t[0])[:1]]
 
 
 def _amount_finder(text: str):
@@ -151,14 +182,17 @@ def _currency_marked(text: str, start: int) -> bool:
 
 def _total_finder(text: str):
     """The amount a total label points at: the first one marked with a currency ("Total
-    EUR 119.00 (incl. VAT 19.00)"), else the last one with decimals, which is where receipts
-    print it ("TOTAL ROUNDED ?3-10 RM33.90", "Total (incl GST) 26.60")."""
+    EUR 119.00 (incl. VAT 19.00)"), else the largest one with decimals ("TOTAL ROUNDED ?3-10
+    33.90", "Total: 80.91 0.00")."""
     hits = _amount_finder(text)
     marked = [h for h in hits if _currency_marked(text, h[0])]
     if marked:
         return marked[:1]
     decimal = [h for h in hits if re.search(r"[.,]\d{2}$", text[h[0]:h[1]])]
-    return decimal[-1:] or hits[:1]
+    if decimal:
+        # "Total: 80.91 0.00" (amount and tax columns): the total is the larger.
+        return [max(decimal, key=lambda h: Decimal(h[2]))]
+    return hits[:1]
 
 
 def _date_finder(dayfirst: bool):
@@ -363,9 +397,12 @@ _NAME_STOP = re.compile(r"\b(tel|phone|fax|e-?mail|www\.|http|date|datum)\b|\d{1
 
 _VENDOR_LABEL_AT_START = re.compile(
     r"^\s*(seller|vendor|supplier|verk[äa]ufer|lieferant|from|vendeur|fournisseur)\s*:?\s*$", re.I)
+# Long suffixes may be glued to the name by OCR ("YONGFATTENTERPRISE"); short ones need a
+# word boundary ("AG" is in "PAGE").
 _COMPANY_SUFFIX = re.compile(
-    r"\b(sdn\.?\s*bhd|bhd|s/b|pte\.?\s*ltd|ltd|limited|llc|l\.l\.c|inc|corp(oration)?|gmbh|"
-    r"ag|kg|se|plc|llp|sarl|s\.a\.r\.l|sas|s\.a\.|b\.v|n\.v|enterprise|trading|company)\b\.?", re.I)
+    r"(sdn\.?\s*bhd|enterprise|trading|hardware|restaurant|restoran|limited|gmbh)\b|"
+    r"\b(bhd|s/b|pte\.?\s*ltd|ltd|llc|l\.l\.c|inc|corp(oration)?|ag|kg|se|plc|llp|sarl|"
+    r"s\.a\.r\.l|sas|s\.a\.|b\.v|n\.v)\b\.?", re.I)
 _REGISTRATION = re.compile(r"^\s*\(?\s*(c[o0]\.?\s*reg|company\s*n[o0]|reg\.?\s*n[o0]|\d{3,}-[A-Z])", re.I)
 
 
@@ -445,17 +482,26 @@ def _vendor(lines: list[Line]) -> tuple[Candidate, Candidate | None] | None:
     # A line that names a company ("... SDN BHD", "... GmbH", "... Ltd") is the issuer more
     # often than whatever happens to be printed (or handwritten) above it.
     suffixed = [i for i, l in enumerate(head) if _COMPANY_SUFFIX.search(l.text)
-                and not _NAME_STOP.search(l.text) and not _LABEL_RE["customer_name"].search(l.text)]
+                and not _NAME_STOP.search(l.text) and not _LABEL_RE["customer_name"].search(l.text)
+                and not _REGISTRATION.search(l.text) and not re.search(r"(?i)reg\.?\s*n[o0]", l.text)]
     order = suffixed[:1] + [i for i in range(min(8, len(head))) if i not in suffixed[:1]]
     for i in order:
         line = head[i]
         text = _TITLE_TAIL.sub("", line.text).strip()
         if len(text) < 3 or _NOISE_LINE.match(text) or not re.search(r"[A-Za-z]{3}", text):
             continue
+        if text.islower():
+            continue  # a handwritten note or a stamp, not a printed letterhead
         if _NAME_STOP.search(text) or find_amounts(text) and not re.search(r"[A-Za-z]{4}", text):
             continue
         how = NEXT_LINE if i in suffixed[:1] else FALLBACK + 0.15
-        name = Candidate(text, text, line, 0, len(text), how)
+        context = None
+        if re.search(r"(&|\band)$", text, re.I) and i + 1 < len(head):
+            # "HOME MASTER HARDWARE &" / "ELECTRICAL": the name goes on.
+            text = f"{text} {head[i + 1].text.strip()}"
+            context = text
+            i += 1
+        name = Candidate(text, text, line, 0, len(line.text), how, context=context)
         address_lines = []
         for nxt in first_page[i + 1: i + 7]:
             if _REGISTRATION.match(nxt.text) and not address_lines:
