@@ -78,6 +78,9 @@ LABELS = {
     "vendor_name": r"seller|vendor|supplier|verk[äa]ufer|lieferant|from|vendeur|fournisseur",
 }
 _LABEL_RE = {k: re.compile(v, re.I) for k, v in LABELS.items()}
+_INVOICE_NUMBER_LABEL = re.compile(
+    r"invoice\s*(?:no|number|num|#|nr)\.?|rechnungs?\s*-?\s*(?:nummer|nr)\.?|facture\s*n[°o]?|"
+    r"n[°o]\s*de\s*facture|inv\s*(?:no|#)\.?", re.I)
 # Totals that are not the grand total.
 _NOT_TOTAL = re.compile(
     r"sub\s*-?\s*total|total\s*(?:qty|quantity|items?|tax|gst|vat|discount|excl|savings|includ)|"
@@ -266,7 +269,9 @@ def _financial(lines: list[Line], doc_type: DocType) -> Extraction:
     if period:
         values.extend(period)
 
-    number = best(_after_label(lines, _LABEL_RE["invoice_number"], _id_finder))
+    # The invoice's own number before any other number the document carries (order, contract).
+    number = best(_after_label(lines, _INVOICE_NUMBER_LABEL, _id_finder)) or best(
+        _after_label(lines, _LABEL_RE["invoice_number"], _id_finder))
     if number is not None:
         values.append(number.to_value("invoice_number"))
 
@@ -464,6 +469,16 @@ def _party_block(lines: list[Line], header: re.Pattern[str]) -> tuple[Candidate,
     return None
 
 
+# A registration number printed after the name: "99 SPEED MART S/B (519537-X)".
+_REG_TAIL = re.compile(r"[\s(]*\(?\s*\d{4,}\s*[-·.]?\s*[A-Z]\s*\)?\s*$")
+
+
+def _name_like(text: str) -> bool:
+    text = text.strip()
+    return (len(text) >= 3 and not re.search(r"\d", text) and not text.islower()
+            and not _NOISE_LINE.match(text) and not _NAME_STOP.search(text))
+
+
 def _vendor(lines: list[Line]) -> tuple[Candidate, Candidate | None] | None:
     """The issuer: a seller block, a labelled seller name, else a company line at the top."""
     block = _party_block(lines, _SELLER_BLOCK)
@@ -496,6 +511,14 @@ def _vendor(lines: list[Line]) -> tuple[Candidate, Candidate | None] | None:
             continue
         how = NEXT_LINE if i in suffixed[:1] else FALLBACK + 0.15
         context = None
+        text = _REG_TAIL.sub("", text).strip() or text
+        suffix = _COMPANY_SUFFIX.search(text)
+        if (i in suffixed[:1] and i > 0 and suffix is not None
+                and len(text[: suffix.start()].split()) <= 1 and _name_like(head[i - 1].text)):
+            # "PASARAYA BORONG PINTAR" / "SDN BHD": the name started on the line above.
+            text = f"{head[i - 1].text.strip()} {text}"
+            context = text
+            line = head[i - 1]
         if re.search(r"(&|\band)$", text, re.I) and i + 1 < len(head):
             # "HOME MASTER HARDWARE &" / "ELECTRICAL": the name goes on.
             text = f"{text} {head[i + 1].text.strip()}"
