@@ -78,6 +78,9 @@ LABELS = {
     "vendor_name": r"seller|vendor|supplier|verk[äa]ufer|lieferant|from|vendeur|fournisseur",
 }
 _LABEL_RE = {k: re.compile(v, re.I) for k, v in LABELS.items()}
+_ISSUE_DATE_LABEL = re.compile(
+    r"invoice\s*date|date\s*of\s*issue|issue\s*date|rechnungsdatum|belegdatum|date\s*de\s*facture|"
+    r"date\s*d.[ée]mission", re.I)
 _INVOICE_NUMBER_LABEL = re.compile(
     r"invoice\s*(?:no|number|num|#|nr)\.?|rechnungs?\s*-?\s*(?:nummer|nr)\.?|facture\s*n[°o]?|"
     r"n[°o]\s*de\s*facture|inv\s*(?:no|#)\.?", re.I)
@@ -86,6 +89,11 @@ _NOT_TOTAL = re.compile(
     r"sub\s*-?\s*total|total\s*(?:qty|quantity|items?|tax|gst|vat|discount|excl|savings|includ)|"
     r"netto|total\s*ht|\bnet\b(?!t)", re.I
 )
+_NOT_TOTAL_RECEIPT = re.compile(
+    r"sub\s*-?\s*total|total\s*(?:qty|quantity|items?|tax|gst|vat|discount|excl|savings|includ)|"
+    r"total\s*ht|tax\s*total|gst\s*summary", re.I
+)
+_ROUNDED_TOTAL = re.compile(r"total[\w\s.()]{0,16}?round\w*|round\w*\s*total", re.I)
 # The invoice's gross total, then what is left to pay (after prepayments), then any "total".
 _GROSS_TOTAL = re.compile(
     r"grand\s*total|rounded[\w\s]{0,6}total|total[\w\s.]{0,10}rounded|total[\w\s]{0,12}\(?\s*incl|"
@@ -235,10 +243,22 @@ def _financial(lines: list[Line], doc_type: DocType) -> Extraction:
 
     # Amounts: grand total first (prefer explicit "grand total"-style labels, then the last
     # "total" on the document, which is where totals are printed).
-    totals = _after_label(lines, _LABEL_RE["total"], _total_finder, exclude=_NOT_TOTAL)
+    receipt = doc_type == DocType.RECEIPT
+    # On a till receipt "Net Total" is what was paid; on an invoice it is the amount before tax.
+    totals = _after_label(lines, _LABEL_RE["total"], _total_finder,
+                          exclude=_NOT_TOTAL_RECEIPT if receipt else _NOT_TOTAL)
+    rounded = _after_label(lines, _ROUNDED_TOTAL, _total_finder)
     gross = [c for c in totals if _GROSS_TOTAL.search(c.line.text)]
     due = [c for c in totals if _DUE_TOTAL.search(c.line.text)]
-    total = (gross or due or totals or [None])[-1]
+    if rounded:
+        total = rounded[-1]  # the rounded total is the last word on what was paid
+    elif gross or due:
+        total = (gross or due)[-1]
+    elif totals and receipt:
+        # A receipt's tax summary repeats "TOTAL: 16.98 1.02" below the real "TOTAL 18.00".
+        total = max(totals, key=lambda c: Decimal(c.value))
+    else:
+        total = totals[-1] if totals else None
     if total is None:
         total = _largest_amount(lines)
     subtotal = best(_after_label(lines, _LABEL_RE["subtotal"], _amount_finder))
@@ -258,7 +278,12 @@ def _financial(lines: list[Line], doc_type: DocType) -> Extraction:
         c for c in _after_label(lines, _LABEL_RE["invoice_date"], find_date)
         if not _LABEL_RE["due_date"].search(c.line.text)
     ]
-    issued = issued_cands[0] if issued_cands else None
+    # An explicit issue-date label first, then a date on the invoice-number line ("Rechnung
+    # Nr. 280081 vom 13.07.2018"), then the first generic "Date:" / "vom".
+    explicit = [c for c in issued_cands if _ISSUE_DATE_LABEL.search(c.line.text)]
+    on_number_line = [c for c in issued_cands if _INVOICE_NUMBER_LABEL.search(c.line.text)
+                      or re.search(r"(?i)\b(rechnung|invoice|facture)\b", c.line.text)]
+    issued = (explicit or on_number_line or issued_cands or [None])[0]
     if issued is None:
         issued = _first_date(lines, find_date, exclude=due)
     if issued is not None:
@@ -450,6 +475,9 @@ def _party_block(lines: list[Line], header: re.Pattern[str]) -> tuple[Candidate,
                 address_lines.append(nxt)
                 if len(address_lines) == 4:
                     break
+            elif re.match(r"^\s*\w[\w\s.-]{1,30}:\s*\S", nxt.text) and not re.match(r"(?i)^\s*name\s*:", nxt.text):
+                if name_lines:
+                    break  # "Ansprechpartner: Max Mustermann" follows the name, it is not part of it
             elif len(name_lines) < 3:
                 name_lines.append(nxt)
             else:
@@ -471,6 +499,18 @@ def _party_block(lines: list[Line], header: re.Pattern[str]) -> tuple[Candidate,
 
 # A registration number printed after the name: "99 SPEED MART S/B (519537-X)".
 _REG_TAIL = re.compile(r"[\s(]*\(?\s*\d{4,}\s*[-·.]?\s*[A-Z]\s*\)?\s*$")
+
+
+_SENDER_LINE = re.compile(r"^(.{3,60}?)\s*[●•·|]\s*\S")
+
+
+def _sender_line(page_lines: list[Line]) -> Candidate | None:
+    """The return-address line of a letter: "Bei Spiel GmbH ● Ecke 12 ● 12345 Stadthausen"."""
+    for line in page_lines:
+        m = _SENDER_LINE.match(line.text)
+        if m and _COMPANY_SUFFIX.search(m.group(1)):
+            return Candidate(m.group(1).strip(), m.group(1).strip(), line, 0, m.end(1), NEXT_LINE)
+    return None
 
 
 def _name_like(text: str) -> bool:
@@ -499,6 +539,10 @@ def _vendor(lines: list[Line]) -> tuple[Candidate, Candidate | None] | None:
     suffixed = [i for i, l in enumerate(head) if _COMPANY_SUFFIX.search(l.text)
                 and not _NAME_STOP.search(l.text) and not _LABEL_RE["customer_name"].search(l.text)
                 and not _REGISTRATION.search(l.text) and not re.search(r"(?i)reg\.?\s*n[o0]", l.text)]
+    if not suffixed:
+        sender = _sender_line(first_page)
+        if sender is not None:
+            return sender, None
     order = suffixed[:1] + [i for i in range(min(8, len(head))) if i not in suffixed[:1]]
     for i in order:
         line = head[i]
