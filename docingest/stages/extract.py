@@ -363,22 +363,35 @@ def _first_date(lines: list[Line], finder, exclude: Candidate | None) -> Candida
     return None
 
 
-_PERIOD_LABEL = re.compile(
-    r"flight\s*dates?|period|leistungszeitraum|abrechnungszeitraum|service\s*dates?|from", re.I
-)
+# The service / flight period first (what was bought), then a billing period, then "from".
+_PERIOD_LABELS = [
+    re.compile(r"flight\s*dates?|order\s*\.?\s*flight|\bflight\b|leistungszeitraum|service\s*(dates?|period)|"
+               r"p[ée]riode\s*de\s*(prestation|service)", re.I),
+    re.compile(r"period|abrechnungszeitraum|billing\s*dates?", re.I),
+    re.compile(r"\bfrom\b", re.I),
+]
 
 
 def _period(lines: list[Line], dayfirst: bool) -> list[ExtractedValue]:
-    for line in lines:
-        if not _PERIOD_LABEL.search(line.text):
-            continue
-        dates = [d for d in find_dates(line.text, dayfirst) if _plausible(d[2])]
-        if len(dates) >= 2 and dates[0][2] <= dates[1][2]:
-            (s1, e1, d1), (s2, e2, d2) = dates[:2]
-            return [
-                Candidate(line.text[s1:e1], d1.isoformat(), line, s1, e1, NEXT_LINE).to_value("period_start"),
-                Candidate(line.text[s2:e2], d2.isoformat(), line, s2, e2, NEXT_LINE).to_value("period_end"),
-            ]
+    for label in _PERIOD_LABELS:
+        for i, line in enumerate(lines):
+            m = label.search(line.text)
+            if not m:
+                continue
+            # The range after the label on its line ("Flight Dates 01/28/20 - 02/03/20"), else
+            # on the line beside or under a label that stands alone.
+            places = [(line, m.end())]
+            if not find_dates(line.text[m.end():], dayfirst):
+                places += [(n, 0) for n in _neighbours(lines, i, line.bbox(m.start(), m.end()))]
+            for where, offset in places:
+                dates = [(s + offset, e + offset, d) for s, e, d in find_dates(where.text[offset:], dayfirst)
+                         if _plausible(d)]
+                if len(dates) >= 2 and dates[0][2] <= dates[1][2]:
+                    (s1, e1, d1), (s2, e2, d2) = dates[:2]
+                    return [
+                        Candidate(where.text[s1:e1], d1.isoformat(), where, s1, e1, NEXT_LINE).to_value("period_start"),
+                        Candidate(where.text[s2:e2], d2.isoformat(), where, s2, e2, NEXT_LINE).to_value("period_end"),
+                    ]
     return []
 
 
