@@ -54,7 +54,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     summary = run_ingest(source, out, settings)
     _print_summary(summary)
-    return 0
+    # A quarantined batch must not look like a good night in the scheduler: exit 3.
+    return 0 if summary.published else 3
 
 
 def _vlm_setup_problem(settings) -> str | None:
@@ -78,6 +79,10 @@ def _print_summary(summary) -> None:
         print(f"vlm {v['model']}: {v['requests']} requests, {v['cache_hits']} cache hits, "
               f"{v['prompt_tokens']}+{v['completion_tokens']} tokens, ${v['cost_usd']:.4f}")
     print(f"outputs: {summary.out}  manifest: {summary.manifest}")
+    if summary.data_docs:
+        print(f"data docs: {summary.data_docs}")
+    if not summary.published:
+        print("QUARANTINED (tables in quarantine/, not published): " + "; ".join(summary.gate_reasons))
 
 
 def cmd_eval(args: argparse.Namespace) -> int:

@@ -116,6 +116,28 @@ class RoutingThresholds(BaseModel):
     amount_tolerance: float = Field(default=0.02, ge=0)
 
 
+class GateOptions(BaseModel):
+    """The batch gate (Great Expectations suites in ``expectations/``). The ceilings feed the
+    suites' ``$PARAMETER`` entries; whether a broken expectation quarantines the run or only
+    warns is written in the suite (``meta.severity``)."""
+
+    enabled: bool = True
+    expectations_dir: Path = Field(
+        default_factory=lambda: Path(__file__).resolve().parents[1] / "expectations")
+    # Above this share of failed documents something systemic broke (fail-level).
+    max_failed_share: float = Field(default=0.5, ge=0, le=1)
+    # Above this share sent to review, someone should look at the batch (warn-level).
+    max_review_share: float = Field(default=0.9, ge=0, le=1)
+    # Invoices / receipts without a total (fail-level).
+    max_null_total_share: float = Field(default=0.2, ge=0, le=1)
+    # Invoices / receipts with a negative total that are not credit notes (fail-level).
+    max_negative_total_share: float = Field(default=0.1, ge=0, le=1)
+    # Invoices whose subtotal + tax differs from the total (warn-level).
+    max_unbalanced_share: float = Field(default=0.4, ge=0, le=1)
+    # Issue dates older than this are misreads, not invoices (fail-level with max_null_total_share).
+    max_invoice_age_days: int = Field(default=36 * 365, ge=1)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="DOCINGEST_", env_nested_delimiter="__", extra="ignore"
@@ -134,6 +156,7 @@ class Settings(BaseSettings):
     vlm_model: str | None = None  # DOCINGEST_VLM_MODEL / --vlm-model
     budget_usd: float | None = Field(default=None, ge=0)  # DOCINGEST_BUDGET_USD / --budget-usd
     vlm: VlmOptions = Field(default_factory=VlmOptions)
+    gate: GateOptions = Field(default_factory=GateOptions)
     # Fitted by `docingest eval --fit-calibration`; a missing file means raw confidences.
     calibration_file: Path | None = Field(
         default_factory=lambda: Path(__file__).resolve().parent / "calibration.json")

@@ -150,3 +150,12 @@ class RunError(Exception):
 
 def is_transient(exc: BaseException) -> bool:
     return isinstance(exc, DocingestError) and exc.transient
+
+
+class SuiteError(RunError):
+    """An expectation suite in expectations/ is malformed: unknown expectation type (GX would
+    drop it silently), a missing severity, or a table that does not exist."""
+
+
+class ReviewError(Exception):
+    """A review decision that cannot be applied: unknown document, field or action."""

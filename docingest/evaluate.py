@@ -24,9 +24,9 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
-import pyarrow.parquet as pq
 
 from docingest.config import Settings
+from docingest.writer import run_table_rows
 from schemas.fields import DocType, FieldKind, all_field_names, DOC_FIELDS
 
 LIST_FIELDS = {"parties", "key_values"}
@@ -156,14 +156,6 @@ def _fmt(value) -> str:
 def read_labels(path: Path) -> list[dict[str, Any]]:
     with path.open(encoding="utf-8") as fh:
         return [json.loads(line) for line in fh if line.strip()]
-
-
-def _read_run_table(out: Path, table: str, run_id: str) -> list[dict[str, Any]]:
-    files = sorted(out.glob(f"{table}/run_date=*/part-{run_id}.parquet"))
-    rows: list[dict[str, Any]] = []
-    for f in files:
-        rows.extend(pq.read_table(f).to_pylist())
-    return rows
 
 
 def _expected_values(label: dict[str, Any]) -> dict[str, list[str]]:
@@ -345,8 +337,8 @@ def run_evaluation(labels_path: Path, out: Path, settings: Settings, limit: int 
     t0 = time.perf_counter()
     summary = run_ingest(paths, out, settings)
     seconds = round(time.perf_counter() - t0, 2)
-    documents = _read_run_table(out, "documents", summary.run_id)
-    fields = _read_run_table(out, "fields", summary.run_id)
+    documents = run_table_rows(out, "documents", summary.run_id)
+    fields = run_table_rows(out, "fields", summary.run_id)
     overall, per_set, per_field, confusion = score(labels, documents, fields, base)
     observations = calibration_observations(labels, documents, fields, base)
     report = Report(labels=str(labels_path), out=str(out), seconds=seconds, documents=len(labels),

@@ -1,7 +1,9 @@
 """The one writer of outputs: table layout, schemas, atomic files, the run manifest.
 
 Layout: ``OUT/<table>/run_date=YYYY-MM-DD/part-<run_id>.parquet`` (hive-partitioned) and
-``OUT/runs/<run_id>.json``. Every file is written under a dot-name in its final folder,
+``OUT/runs/<run_id>.json``. A run the batch gate stops goes to
+``OUT/quarantine/<run_id>/<table>.parquet`` instead, outside every published table's folder;
+its Data Docs are at ``OUT/data_docs/<run_id>/index.html`` either way. Every file is written under a dot-name in its final folder,
 fsynced and renamed into place: readers (pyarrow datasets, Spark, DuckDB) skip dot-files,
 and a rename within one folder is atomic, so a crash never leaves a half file where a
 reader would pick it up. The manifest is written last: a run without one did not finish.
@@ -21,7 +23,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from docingest.errors import RunError
-from schemas.records import DocumentResult
+from schemas.records import DocumentResult, PriorDocument
 from schemas.tables import TABLES
 
 
@@ -46,6 +48,7 @@ def rows_for(results: list[DocumentResult], run_id: str) -> dict[str, list[dict[
             "page_count": r.page_count, "status": r.status.value,
             "review_reasons": r.review_reasons, "error_count": len(r.errors),
             "duration_ms": r.duration_ms,
+            "credit_note": bool(r.extraction and r.extraction.credit_note),
             "vlm_requests": r.vlm_usage.requests, "vlm_cache_hits": r.vlm_usage.cache_hits,
             "vlm_prompt_tokens": r.vlm_usage.prompt_tokens,
             "vlm_completion_tokens": r.vlm_usage.completion_tokens,
@@ -111,14 +114,21 @@ class OutputWriter:
         self.run_id = run_id
         self.run_date = run_date
 
-    def table_path(self, table: str) -> Path:
+    def table_path(self, table: str, quarantined: bool = False) -> Path:
+        if quarantined:
+            return self.out / "quarantine" / self.run_id / f"{table}.parquet"
         return self.out / table / f"run_date={self.run_date}" / f"part-{self.run_id}.parquet"
 
-    def write_tables(self, results: list[DocumentResult]) -> dict[str, dict[str, Any]]:
+    @property
+    def data_docs_dir(self) -> Path:
+        return self.out / "data_docs" / self.run_id
+
+    def write_tables(self, rows_by_table: dict[str, list[dict[str, Any]]],
+                     quarantined: bool = False) -> dict[str, dict[str, Any]]:
         written: dict[str, dict[str, Any]] = {}
-        for table, rows in rows_for(results, self.run_id).items():
+        for table, rows in rows_by_table.items():
             arrow = pa.Table.from_pylist(rows, schema=TABLES[table])
-            path = self.table_path(table)
+            path = self.table_path(table, quarantined)
             _atomic_write(path, lambda tmp: pq.write_table(arrow, tmp, compression="zstd"))
             written[table] = {"path": str(path.relative_to(self.out)), "rows": arrow.num_rows}
         return written
@@ -128,6 +138,39 @@ class OutputWriter:
         text = json.dumps(manifest, indent=2, default=_json_default, sort_keys=False)
         _atomic_write(path, lambda tmp: Path(tmp).write_text(text + "\n", encoding="utf-8"))
         return path
+
+
+def run_table_rows(out: Path, table: str, run_id: str) -> list[dict[str, Any]]:
+    """One run's rows of a table, published or quarantined."""
+    files = sorted(out.glob(f"{table}/run_date=*/part-{run_id}.parquet"))
+    quarantined = out / "quarantine" / run_id / f"{table}.parquet"
+    if not files and quarantined.exists():
+        files = [quarantined]
+    rows: list[dict[str, Any]] = []
+    for f in files:
+        rows.extend(pq.read_table(f).to_pylist())
+    return rows
+
+
+def published_rows(out: Path, table: str, columns: list[str] | None = None) -> list[dict[str, Any]]:
+    """Every published run's rows of a table (quarantined runs are not published)."""
+    rows: list[dict[str, Any]] = []
+    for f in sorted(out.glob(f"{table}/run_date=*/part-*.parquet")):
+        rows.extend(pq.read_table(f, columns=columns).to_pylist())
+    return rows
+
+
+def prior_documents(out: Path) -> list[PriorDocument]:
+    """What earlier published runs hold, for the duplicate checks."""
+    ids: dict[str, dict[str, str]] = {}
+    for f in published_rows(out, "fields", ["doc_id", "field_name", "value", "value_raw"]):
+        if f["field_name"] in ("vendor_name", "invoice_number"):
+            ids.setdefault(f["doc_id"], {}).setdefault(f["field_name"], f["value"] or f["value_raw"])
+    return [
+        PriorDocument(doc_id=d["doc_id"], source_paths=d["source_paths"] or [], run_id=d["run_id"],
+                      **ids.get(d["doc_id"], {}))
+        for d in published_rows(out, "documents", ["doc_id", "source_paths", "run_id"]) if d["doc_id"]
+    ]
 
 
 def _atomic_write(path: Path, write) -> None:

@@ -1,7 +1,7 @@
 """The ingest flow. It only wires stages; read it top to bottom as the DAG:
 
     discover → [per document: render → read (text layer | OCR) → classify → extract
-                → validate (rules) → route] → write
+                → validate (rules) → route] → duplicates → batch gate → write (or quarantine)
 
 The per-document chain runs inside one task (``tasks.documents``); its body is
 ``docingest.pipeline.process_document``.
@@ -29,11 +29,12 @@ from docingest.engines.vlm import VlmEngine, build_client
 from docingest.pipeline import Engines, crashed_result, unreadable_result
 from docingest.progress import progress_bar
 from docingest.stages.calibrate import load_table
-from docingest.writer import OutputWriter
+from docingest.writer import OutputWriter, rows_for
+from schemas.gate import GateVerdict
 from schemas.records import DocumentResult, Status, VlmUsage
 from schemas.tables import CONTRACT_VERSION
 from tasks.documents import process_document_task
-from tasks.io import discover_task, write_tables_task
+from tasks.io import batch_gate_task, check_duplicates_task, discover_task, write_tables_task
 
 
 class RunSummary(BaseModel):
@@ -46,6 +47,9 @@ class RunSummary(BaseModel):
     failures: int
     seconds: float
     vlm: dict[str, Any] | None = None  # requests, cache hits, tokens, cost (manifest "vlm")
+    published: bool = True  # False: the batch gate quarantined the run's tables
+    gate_reasons: list[str] = []
+    data_docs: str | None = None
 
 
 @flow(name="ingest", flow_run_name="ingest-{label}", validate_parameters=False, log_prints=True)
@@ -86,18 +90,30 @@ def ingest(source: Path | list[Path], out: Path, settings: Settings, label: str 
     results.sort(key=lambda r: r.source_path)
     results.extend(unreadable_result(u.path, u.message) for u in unreadable)
 
+    # validate across documents: duplicate invoices in this run and in published runs
+    results = check_duplicates_task(results, out)
+
+    # batch gate (Great Expectations): a broken fail-level expectation quarantines the run
+    rows = rows_for(results, run_id)
+    verdict = batch_gate_task(rows, settings.gate, started_at.date(), writer.data_docs_dir, out)
+    if verdict.failed:
+        logger.warning("run %s quarantined: %s", run_id, "; ".join(verdict.reasons()))
+    _publish_data_docs_link(verdict, out)
+
     # write
-    written = write_tables_task(writer, results)
+    written = write_tables_task(writer, rows, quarantined=not verdict.published)
     counts = {s.value: sum(r.status == s for r in results) for s in Status}
     seconds = round(time.perf_counter() - t0, 2)
     manifest = _manifest(run_id, started_at, source, out, settings, documents, unreadable,
-                         results, counts, written, seconds, engines)
+                         results, counts, written, seconds, engines, verdict)
     manifest_path = writer.write_manifest(manifest)
     logger.info("run %s: %s in %.1fs", run_id, counts, seconds)
     return RunSummary(
         run_id=run_id, out=str(out), manifest=str(manifest_path),
         inputs=manifest["inputs"]["files"], documents=len(results), counts=counts,
         failures=written["failures"]["rows"], seconds=seconds, vlm=manifest["vlm"],
+        published=verdict.published, gate_reasons=verdict.reasons(),
+        data_docs=str(out / verdict.data_docs) if verdict.data_docs else None,
     )
 
 
@@ -109,8 +125,24 @@ def run_ingest(source: Path | list[Path], out: Path, settings: Settings, vlm_cli
         source=source, out=out, settings=settings, label=label, vlm_client=vlm_client)
 
 
+def _publish_data_docs_link(verdict: GateVerdict, out: Path) -> None:
+    """A link to the run's Data Docs in the Prefect UI (an artifact of this flow run)."""
+    if not verdict.data_docs:
+        return
+    from prefect.artifacts import create_link_artifact
+
+    try:
+        create_link_artifact(
+            key="data-docs", link=(out / verdict.data_docs).resolve().as_uri(),
+            link_text="Great Expectations Data Docs",
+            description=("published" if verdict.published else "QUARANTINED: " + "; ".join(verdict.reasons())),
+        )
+    except Exception as exc:  # noqa: BLE001 - the UI link is a convenience, never a reason to fail
+        get_run_logger().warning("could not create the Data Docs artifact: %s", exc)
+
+
 def _manifest(run_id, started_at, source, out, settings, documents, unreadable, results,
-              counts, written, seconds, engines: Engines) -> dict[str, Any]:
+              counts, written, seconds, engines: Engines, verdict: GateVerdict) -> dict[str, Any]:
     input_files = sorted({p for d in documents for p in d.paths} | {u.path for u in unreadable})
     accounted = sorted({p for r in results for p in r.source_paths})
     total_ms = sum(r.duration_ms for r in results)
@@ -132,6 +164,17 @@ def _manifest(run_id, started_at, source, out, settings, documents, unreadable, 
         # Nothing lost: every input file is in the documents table exactly once.
         "all_inputs_accounted_for": input_files == accounted,
         "counts": counts,
+        # False: a fail-level expectation broke; the tables are in quarantine/<run_id>/.
+        "published": verdict.published,
+        "batch_gate": {
+            "enabled": verdict.enabled,
+            "quarantine_reasons": verdict.reasons(),
+            "warnings": [f"{o.suite}: {o.expectation}({o.column or ''}) {o.description}".strip()
+                         for o in verdict.warnings],
+            "data_docs": verdict.data_docs,
+            "seconds": verdict.seconds,
+            "expectations": [o.model_dump(mode="json") for o in verdict.outcomes],
+        },
         "failure_kinds": _count(e.kind for r in results for e in r.errors),
         "doc_types": _count(r.classification.doc_type.value for r in results if r.classification),
         "files_written": written,

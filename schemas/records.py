@@ -157,6 +157,8 @@ class Extraction(BaseModel):
     doc_type: DocType
     values: list[ExtractedValue] = Field(default_factory=list)
     line_items: list[LineItem] = Field(default_factory=list)
+    # A credit note ("Gutschrift", "avoir") legitimately carries negative amounts.
+    credit_note: bool = False
 
     def get(self, name: str) -> ExtractedValue | None:
         return next((v for v in self.values if v.field_name == name), None)
@@ -204,6 +206,16 @@ class DocumentResult(BaseModel):
     budget_exhausted: bool = False
     processed_at: datetime | None = None
     duration_ms: float = 0.0
+
+
+class PriorDocument(BaseModel):
+    """A document already in the published tables: what duplicate checks compare against."""
+
+    doc_id: str
+    source_paths: list[str]
+    run_id: str
+    vendor_name: str | None = None
+    invoice_number: str | None = None
 
 
 @dataclass(slots=True)

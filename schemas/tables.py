@@ -5,7 +5,8 @@ from __future__ import annotations
 import pyarrow as pa
 
 # 2: + documents.vlm_*, pages.strategy, fields.agrees_with_local, fields.confidence_raw (additive).
-CONTRACT_VERSION = "2"
+# 3: + documents.credit_note (additive); runs may be quarantined by the batch gate.
+CONTRACT_VERSION = "3"
 
 _TS = pa.timestamp("us", tz="UTC")
 # Line-item numbers are exact decimals in the warehouse, never floats.
@@ -26,6 +27,7 @@ TABLES: dict[str, pa.Schema] = {
         ("review_reasons", pa.list_(pa.string())),
         ("error_count", pa.int32()),
         ("duration_ms", pa.float64()),
+        ("credit_note", pa.bool_()),  # negative amounts are legitimate on a credit note
         ("vlm_requests", pa.int32()),
         ("vlm_cache_hits", pa.int32()),
         ("vlm_prompt_tokens", pa.int64()),

@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from docingest.evaluate import score
-from docingest.writer import OutputWriter
+from docingest.writer import OutputWriter, published_rows, rows_for, run_table_rows
 from schemas import (Classification, DocType, DocumentResult, ExtractedValue, Extraction, LineItem,
                      Stage, StageError, Status)
 from schemas.tables import TABLES
@@ -32,7 +32,7 @@ def _result(doc_id="d1", status=Status.ACCEPTED):
 
 def test_writer_writes_every_table_with_its_schema_and_no_temp_files(tmp_path):
     writer = OutputWriter(tmp_path, "run1", "2026-11-23")
-    written = writer.write_tables([_result("a"), _result("b", Status.NEEDS_REVIEW), _result("c", Status.FAILED)])
+    written = writer.write_tables(rows_for([_result("a"), _result("b", Status.NEEDS_REVIEW), _result("c", Status.FAILED)], "run1"))
     assert set(written) == set(TABLES)
     for table, schema in TABLES.items():
         path = tmp_path / written[table]["path"]
@@ -48,6 +48,15 @@ def test_writer_writes_every_table_with_its_schema_and_no_temp_files(tmp_path):
     assert json.loads(manifest.read_text())["at"] == "2026-01-01T00:00:00+00:00"
 
 
+def test_a_quarantined_run_is_written_outside_the_published_tables(tmp_path):
+    writer = OutputWriter(tmp_path, "run1", "2026-11-23")
+    written = writer.write_tables(rows_for([_result("a")], "run1"), quarantined=True)
+    assert written["documents"]["path"] == "quarantine/run1/documents.parquet"
+    assert not (tmp_path / "documents").exists()
+    assert published_rows(tmp_path, "documents") == []
+    assert [r["doc_id"] for r in run_table_rows(tmp_path, "documents", "run1")] == ["a"]
+
+
 def test_a_failed_write_leaves_no_partial_file(tmp_path, monkeypatch):
     import docingest.writer as w
 
@@ -57,7 +66,7 @@ def test_a_failed_write_leaves_no_partial_file(tmp_path, monkeypatch):
 
     monkeypatch.setattr(w.pq, "write_table", boom)
     with pytest.raises(OSError):
-        OutputWriter(tmp_path, "run1", "2026-11-23").write_tables([_result()])
+        OutputWriter(tmp_path, "run1", "2026-11-23").write_tables(rows_for([_result()], "run1"))
     assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
 
 

@@ -321,7 +321,12 @@ def _financial(lines: list[Line], doc_type: DocType) -> Extraction:
             values.append(address.to_value("vendor_address"))
 
     items = _line_items(lines)
-    return Extraction(doc_type=doc_type, values=values, line_items=items)
+    credit_note = any(_CREDIT_NOTE.search(line.text) for line in lines[:40])
+    return Extraction(doc_type=doc_type, values=values, line_items=items, credit_note=credit_note)
+
+
+# A title near the top that names the document a credit note.
+_CREDIT_NOTE = re.compile(r"(?i)\b(credit\s*note|credit\s*memo|gutschrift|avoir|nota\s+de\s+cr[eé]dito)\b")
 
 
 def _introduces_value(c: Candidate) -> bool:

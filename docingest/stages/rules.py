@@ -95,6 +95,75 @@ def currency_valid(ex: Extraction, th: RoutingThresholds, today: date) -> list[R
                        message=f"currency {v.value_raw!r} -> {v.value!r}")]
 
 
+def _date(extraction: Extraction, name: str) -> date | None:
+    v = extraction.get(name)
+    if v is None or v.value is None:
+        return None
+    try:
+        return date.fromisoformat(v.value)
+    except ValueError:
+        return None
+
+
+def due_not_before_issue(ex: Extraction, th: RoutingThresholds, today: date) -> list[RuleResult]:
+    issued, due = _date(ex, "invoice_date"), _date(ex, "due_date")
+    if issued is None or due is None:
+        return []
+    return [RuleResult(rule_id="dates.due_not_before_issue", severity=Severity.ERROR, passed=due >= issued,
+                       message=f"due {due} vs issued {issued}")]
+
+
+def period_in_order(ex: Extraction, th: RoutingThresholds, today: date) -> list[RuleResult]:
+    start, end = _date(ex, "period_start"), _date(ex, "period_end")
+    if start is None or end is None:
+        return []
+    return [RuleResult(rule_id="dates.period_in_order", severity=Severity.ERROR, passed=end >= start,
+                       message=f"period {start} .. {end}")]
+
+
+# The highest standard VAT / GST / sales-tax rate in the currency's country or currency area,
+# as a fraction. A tax line above it was most likely misread (or is not a tax at all). US sales
+# tax is state plus local, at most about 11.5%; the euro area's highest VAT is Hungary's 27%.
+MAX_TAX_RATE: dict[str, Decimal] = {
+    "EUR": Decimal("0.27"), "USD": Decimal("0.115"), "GBP": Decimal("0.20"), "CHF": Decimal("0.081"),
+    "MYR": Decimal("0.10"), "SGD": Decimal("0.09"), "CAD": Decimal("0.15"), "AUD": Decimal("0.10"),
+    "JPY": Decimal("0.10"), "INR": Decimal("0.28"), "SEK": Decimal("0.25"), "DKK": Decimal("0.25"),
+    "NOK": Decimal("0.25"), "PLN": Decimal("0.23"), "CZK": Decimal("0.21"), "HUF": Decimal("0.27"),
+    "CNY": Decimal("0.13"), "HKD": Decimal("0"), "NZD": Decimal("0.15"), "ZAR": Decimal("0.15"),
+}
+# Rounding on small amounts moves the apparent rate: allow one point above the ceiling.
+TAX_RATE_SLACK = Decimal("0.01")
+
+
+def tax_rate_plausible(ex: Extraction, th: RoutingThresholds, today: date) -> list[RuleResult]:
+    currency = ex.get("currency")
+    tax, subtotal, total = (_amount(ex, n) for n in ("tax", "subtotal", "total"))
+    if currency is None or currency.value not in MAX_TAX_RATE or tax is None:
+        return []
+    net = subtotal if subtotal is not None else (total - tax if total is not None else None)
+    if net is None or net == 0:
+        return []
+    rate = abs(tax / net)
+    ceiling = MAX_TAX_RATE[currency.value]
+    ok = rate <= ceiling + TAX_RATE_SLACK
+    # A warning: unusual rates exist (luxury tax, mixed rates); a reviewer sees it, routing does not block.
+    return [RuleResult(rule_id="amounts.tax_rate_plausible", severity=Severity.WARNING, passed=ok,
+                       message=f"tax rate {rate:.2%} vs at most {ceiling:.1%} for {currency.value}")]
+
+
+def amounts_non_negative(ex: Extraction, th: RoutingThresholds, today: date) -> list[RuleResult]:
+    amounts = {n: _amount(ex, n) for n in ("subtotal", "tax", "total")}
+    negative = [n for n, a in amounts.items() if a is not None and a < 0]
+    negative += [f"line {li.line_no}" for li in ex.line_items if li.amount is not None and Decimal(li.amount) < 0]
+    if not any(a is not None for a in amounts.values()):
+        return []
+    if ex.credit_note:
+        return [RuleResult(rule_id="amounts.non_negative", severity=Severity.ERROR, passed=True,
+                           message="credit note: negative amounts allowed" + (f" ({', '.join(negative)})" if negative else ""))]
+    return [RuleResult(rule_id="amounts.non_negative", severity=Severity.ERROR, passed=not negative,
+                       message=("negative: " + ", ".join(negative)) if negative else "no negative amount")]
+
+
 def required_fields_present(ex: Extraction, th: RoutingThresholds, today: date) -> list[RuleResult]:
     results = []
     for spec in field_specs(ex.doc_type):
@@ -117,6 +186,10 @@ RULES: list[Rule] = [
     total_equals_line_sum,
     dates_plausible,
     currency_valid,
+    due_not_before_issue,
+    period_in_order,
+    tax_rate_plausible,
+    amounts_non_negative,
     required_fields_present,
 ]
 

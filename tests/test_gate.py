@@ -1,0 +1,145 @@
+"""The batch gate (GX suites in expectations/), duplicates across runs, quarantine."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from datetime import date, datetime, timezone
+from pathlib import Path
+
+import pytest
+
+from docingest.config import GateOptions
+from docingest.errors import SuiteError
+from docingest.stages.duplicates import check_duplicates
+from docingest.stages.gate import build_views, load_suite_specs, run_gate
+from docingest.writer import rows_for
+from factories import text_pdf
+from schemas.fields import DocType
+from schemas.records import (
+    Classification, DocumentResult, ExtractedValue, Extraction, PriorDocument, Status, TextSource,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+RUN_DATE = date(2026, 11, 23)
+
+
+def _invoice(doc_id: str, total: str = "119.00", *, credit_note: bool = False, vendor: str = "ACME GmbH",
+             number: str | None = None, status: Status = Status.ACCEPTED, path: str | None = None) -> DocumentResult:
+    values = {"vendor_name": vendor, "invoice_date": "2026-10-01", "subtotal": "100.00", "tax": "19.00",
+              "total": total, "currency": "EUR", "invoice_number": number or f"R-{doc_id}"}
+    return DocumentResult(
+        doc_id=doc_id, source_path=path or f"/in/{doc_id}.pdf", source_paths=[path or f"/in/{doc_id}.pdf"],
+        classification=Classification(doc_type=DocType.INVOICE, confidence=0.95),
+        extraction=Extraction(doc_type=DocType.INVOICE, credit_note=credit_note, values=[
+            ExtractedValue(field_name=k, value_raw=v, value=v, confidence=0.95, page=1, grounded=True,
+                           source=TextSource.TEXT_LAYER) for k, v in values.items()]),
+        status=status, processed_at=datetime.now(timezone.utc),
+    )
+
+
+def test_the_shipped_suites_load_with_a_severity_on_every_expectation():
+    specs = load_suite_specs(ROOT / "expectations")
+    assert {s["meta"]["table"] for s in specs} == {
+        "documents", "line_items", "fields_invoice", "fields_receipt", "fields_contract"}
+    assert sum(len(s["expectations"]) for s in specs) >= 25
+
+
+@pytest.mark.parametrize("entry, problem", [
+    ({"type": "expect_column_values_to_be_nul", "kwargs": {"column": "doc_id"}, "meta": {"severity": "fail"}},
+     "expect_column_values_to_be_nul"),
+    ({"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "doc_id"}, "meta": {}}, "severity"),
+])
+def test_a_bad_suite_entry_is_an_error_not_a_silently_weaker_gate(tmp_path, entry, problem):
+    good = {"type": "expect_column_values_to_be_unique", "kwargs": {"column": "doc_id"}, "meta": {"severity": "fail"}}
+    (tmp_path / "documents.json").write_text(json.dumps(
+        {"name": "documents", "meta": {"table": "documents"}, "expectations": [good, entry]}))
+    with pytest.raises(SuiteError) as err:
+        rows = rows_for([_invoice("a")], "r")
+        run_gate(rows, GateOptions(expectations_dir=tmp_path), RUN_DATE, tmp_path / "docs", tmp_path)
+    assert problem in str(err.value) or "GX loaded" in str(err.value)
+
+
+def test_views_put_each_invoice_on_one_row_with_derived_columns():
+    rows = rows_for([_invoice("a"), _invoice("b", total="120.00")], "r")
+    view = build_views(rows, RUN_DATE)["fields_invoice"]
+    assert list(view["doc_id"]) == ["a", "b"]
+    assert list(view["amount_residual"]) == [0.0, -1.0]
+    assert list(view["invoice_age_days"]) == [53, 53]
+
+
+def test_a_clean_batch_publishes_and_builds_data_docs(tmp_path):
+    rows = rows_for([_invoice(str(i)) for i in range(5)] + [_invoice("cn", total="-119.00", credit_note=True)], "r")
+    verdict = run_gate(rows, GateOptions(), RUN_DATE, tmp_path / "docs", tmp_path)
+    assert verdict.published, verdict.reasons()
+    assert verdict.data_docs == "docs/index.html" and (tmp_path / "docs" / "index.html").exists()
+    assert all(o.success for o in verdict.outcomes if o.severity.value == "fail")
+
+
+def test_negative_totals_that_are_not_credit_notes_stop_the_batch(tmp_path):
+    results = [_invoice(str(i)) for i in range(3)] + [_invoice(f"n{i}", total="-5.00") for i in range(2)]
+    verdict = run_gate(rows_for(results, "r"), GateOptions(), RUN_DATE, tmp_path / "docs", tmp_path)
+    assert not verdict.published
+    assert any("fields_invoice" in r and "negative" in r for r in verdict.reasons()), verdict.reasons()
+    index = (tmp_path / "docs" / "index.html").read_text()
+    assert "fields_invoice" in index
+
+
+def test_duplicates_same_bytes_elsewhere_and_same_vendor_number():
+    prior = [PriorDocument(doc_id="a", source_paths=["/old/a.pdf"], run_id="r0",
+                           vendor_name="ACME GmbH", invoice_number="R-a")]
+    results = [
+        _invoice("a", path="/new/a-copy.pdf"),  # same bytes as an earlier run's file
+        _invoice("b", vendor="Acme  gmbh", number="R-A"),  # same vendor + number, other bytes
+        _invoice("c"),  # new
+        _invoice("a2", path="/old/a.pdf"),
+    ]
+    results[3].doc_id = "z"  # a different document at a path seen before: not a duplicate
+    check_duplicates(results, prior)
+    verdict = {r.doc_id: [x for x in r.rule_results if x.rule_id == "duplicates.invoice"][0] for r in results}
+    assert not verdict["a"].passed and "earlier run" in verdict["a"].message
+    assert not verdict["b"].passed and "R-A" in verdict["b"].message.upper()
+    assert verdict["c"].passed and verdict["z"].passed
+    assert results[0].status == Status.NEEDS_REVIEW and "rule_failed:duplicates.invoice" in results[0].review_reasons
+    assert results[2].status == Status.ACCEPTED
+
+
+def test_reprocessing_the_same_file_is_not_a_duplicate():
+    prior = [PriorDocument(doc_id="a", source_paths=["/in/a.pdf"], run_id="r0",
+                           vendor_name="ACME GmbH", invoice_number="R-a")]
+    results = check_duplicates([_invoice("a")], prior)
+    assert results[0].rule_results[-1].passed and results[0].status == Status.ACCEPTED
+
+
+def test_flow_quarantines_a_broken_batch_then_publishes_a_clean_one(tmp_path):
+    """End to end through the CLI: most inputs unreadable breaks `share failed <= 0.5`."""
+    from docingest.cli import main
+
+    inbox, out = tmp_path / "inbox", tmp_path / "out"
+    inbox.mkdir()
+    invoice = ["ACME Supplies GmbH", "Invoice Number: INV-100", "Invoice Date: 2026-10-01",
+               "Subtotal 100.00", "VAT 19.00", "Total 119.00 EUR"]
+    text_pdf(inbox / "good.pdf", invoice)
+    for i in range(2):
+        (inbox / f"broken{i}.pdf").write_bytes(b"%PDF-1.4 not really, part " + bytes([48 + i]))
+    assert main(["run", str(inbox), "--out", str(out), "--no-progress", "--workers", "2"]) == 3
+    manifest = json.loads(next((out / "runs").glob("*.json")).read_text())
+    assert manifest["published"] is False
+    assert any("failed" in r for r in manifest["batch_gate"]["quarantine_reasons"]), manifest["batch_gate"]
+    assert (out / manifest["batch_gate"]["data_docs"]).exists()
+    assert (out / "quarantine" / manifest["run_id"] / "documents.parquet").exists()
+    assert not (out / "documents").exists()  # nothing published
+
+    shutil.rmtree(inbox)
+    inbox.mkdir()
+    text_pdf(inbox / "good.pdf", invoice)
+    assert main(["run", str(inbox), "--out", str(out), "--no-progress", "--workers", "2"]) == 0
+    runs = sorted((out / "runs").glob("*.json"), key=lambda p: json.loads(p.read_text())["started_at"])
+    second = json.loads(runs[-1].read_text())
+    assert second["published"] is True and second["batch_gate"]["quarantine_reasons"] == []
+    assert (out / second["files_written"]["documents"]["path"]).exists()
+    # The quarantined run is not history: the same file again is not a duplicate of it.
+    import pyarrow.parquet as pq
+    rules = pq.read_table(out / second["files_written"]["rule_results"]["path"]).to_pylist()
+    dup = [r for r in rules if r["rule_id"] == "duplicates.invoice"]
+    assert dup and dup[0]["passed"], dup
