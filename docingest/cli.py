@@ -1,4 +1,4 @@
-"""Command line: ``docingest run | eval | make-samples``."""
+"""Command line: ``docingest run | review | apply-reviews | eval | make-samples``."""
 
 from __future__ import annotations
 
@@ -99,6 +99,47 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_review(args: argparse.Namespace) -> int:
+    import getpass
+    import secrets
+
+    import uvicorn
+
+    from docingest.review.app import create_app
+
+    out = Path(args.out)
+    if not out.is_dir():
+        raise RunError(f"output folder {out} does not exist: run `docingest run` first")
+    token = args.token
+    if token == "auto":
+        token = secrets.token_urlsafe(24)
+    if args.host not in ("127.0.0.1", "localhost", "::1") and not token:
+        raise RunError(f"--host {args.host} exposes the review app beyond this machine: set --token")
+    reviewer = args.reviewer or os.environ.get("DOCINGEST_REVIEWER") or getpass.getuser()
+    url = f"http://{args.host}:{args.port}/" + (f"?token={token}" if token else "")
+    print(f"review app for {out}: {url}  (Ctrl+C to stop)", flush=True)
+    uvicorn.run(create_app(out, token=token, reviewer=reviewer), host=args.host, port=args.port,
+                log_level="warning")
+    return 0
+
+
+def cmd_apply_reviews(args: argparse.Namespace) -> int:
+    out = Path(args.out)
+    if not (out / "documents").is_dir():
+        raise RunError(f"no published tables in {out}: run `docingest run` first")
+    from docingest.config import Settings
+    from flows.apply_reviews import apply_reviews
+
+    summary = apply_reviews(out, Settings(show_progress=False),
+                            labels=Path(args.export_labels) if args.export_labels else None)
+    counts = ", ".join(f"{k} {v}" for k, v in summary.counts.items())
+    print(f"curated {summary.documents} documents with {summary.decisions} review decisions ({counts})")
+    print(f"curated tables: {out / 'curated'}")
+    if summary.labels:
+        print(f"labels: {summary.labelled} reviewed documents -> {summary.labels}")
+    return 0
+
+
 def cmd_make_samples(args: argparse.Namespace) -> int:
     from docingest.samples import generate_samples
 
@@ -128,6 +169,20 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", required=True, help="output folder for the tables and run manifests")
     add_engine_flags(run)
     run.set_defaults(func=cmd_run)
+
+    rv = sub.add_parser("review", help="serve the review app over an output folder")
+    rv.add_argument("--out", required=True, help="the output folder of `docingest run`")
+    rv.add_argument("--host", default="127.0.0.1", help="bind address (default loopback only)")
+    rv.add_argument("--port", type=int, default=8765)
+    rv.add_argument("--token", help="shared secret required by every request ('auto': make one)")
+    rv.add_argument("--reviewer", help="name recorded with decisions (default: $DOCINGEST_REVIEWER or the user)")
+    rv.set_defaults(func=cmd_review)
+
+    ap = sub.add_parser("apply-reviews", help="merge review decisions into OUT/curated tables")
+    ap.add_argument("--out", required=True, help="the output folder of `docingest run`")
+    ap.add_argument("--export-labels", metavar="FILE",
+                    help="also write reviewed, accepted documents as labels.jsonl (for `docingest eval`)")
+    ap.set_defaults(func=cmd_apply_reviews)
 
     ev = sub.add_parser("eval", help="run over a labelled set and score it")
     ev.add_argument("labels", help="labels.jsonl (paths relative to its folder)")

@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 
 from docingest.errors import RunError
 from schemas.records import DocumentResult, PriorDocument
-from schemas.tables import TABLES
+from schemas.tables import CURATED_TABLES, TABLES
 
 
 def check_writable(out: Path) -> None:
@@ -138,6 +138,22 @@ class OutputWriter:
         text = json.dumps(manifest, indent=2, default=_json_default, sort_keys=False)
         _atomic_write(path, lambda tmp: Path(tmp).write_text(text + "\n", encoding="utf-8"))
         return path
+
+
+def write_curated(out: Path, rows_by_table: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, Any]]:
+    """Replace ``OUT/curated/<table>.parquet`` as a whole (each file atomically)."""
+    written: dict[str, dict[str, Any]] = {}
+    for table, rows in rows_by_table.items():
+        arrow = pa.Table.from_pylist(rows, schema=CURATED_TABLES[table])
+        path = out / "curated" / f"{table}.parquet"
+        _atomic_write(path, lambda tmp: pq.write_table(arrow, tmp, compression="zstd"))
+        written[table] = {"path": str(path.relative_to(out)), "rows": arrow.num_rows}
+    return written
+
+
+def write_jsonl(path: Path, records: list[dict[str, Any]]) -> None:
+    text = "".join(json.dumps(r, default=_json_default, ensure_ascii=False) + "\n" for r in records)
+    _atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
 
 
 def run_table_rows(out: Path, table: str, run_id: str) -> list[dict[str, Any]]:

@@ -104,3 +104,53 @@ TABLES: dict[str, pa.Schema] = {
         ("run_id", pa.string()),
     ]),
 }
+
+
+# Curated tables: `docingest apply-reviews` rewrites them whole (OUT/curated/<table>.parquet)
+# from the published tables and the review decisions. The published tables are never changed:
+# the original extraction stays there, and every curated row says where its value came from.
+CURATED_TABLES: dict[str, pa.Schema] = {
+    "documents": pa.schema([
+        ("doc_id", pa.string()),
+        ("source_path", pa.string()),
+        ("doc_type", pa.string()),
+        ("doc_type_original", pa.string()),
+        ("status", pa.string()),  # accepted | needs_review | rejected | failed
+        ("status_original", pa.string()),  # what the pipeline routed it to
+        ("reasons", pa.list_(pa.string())),  # why it is not accepted (still) after review
+        ("review_action", pa.string()),  # approved | corrected | rejected | null (not reviewed)
+        ("reviewer", pa.string()),
+        ("reviewed_at", _TS),
+        ("decision_id", pa.string()),
+        ("note", pa.string()),
+        ("extraction_run_id", pa.string()),
+        ("applied_at", _TS),
+    ]),
+    "fields": pa.schema([
+        ("doc_id", pa.string()),
+        ("doc_type", pa.string()),
+        ("field_name", pa.string()),
+        ("key", pa.string()),
+        ("value", pa.string()),  # the curated value: the reviewer's where reviewed
+        ("value_raw", pa.string()),
+        ("value_original", pa.string()),  # the extraction's value (null: added by the reviewer)
+        ("value_raw_original", pa.string()),
+        ("confidence_original", pa.float64()),
+        ("page", pa.int32()),
+        ("bbox", _BBOX),
+        ("change", pa.string()),  # unchanged | corrected | added | removed
+        ("source", pa.string()),  # extraction | review
+        ("decision_id", pa.string()),
+        ("extraction_run_id", pa.string()),
+        ("applied_at", _TS),
+    ]),
+    "rule_results": pa.schema([
+        ("doc_id", pa.string()),
+        ("rule_id", pa.string()),
+        ("severity", pa.string()),
+        ("passed", pa.bool_()),
+        ("message", pa.string()),
+        ("evaluated_on", pa.string()),  # extraction | review (re-run on the reviewed values)
+        ("applied_at", _TS),
+    ]),
+}
