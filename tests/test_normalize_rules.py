@@ -94,3 +94,29 @@ def test_route_accepts_only_clean_documents_and_lists_every_reason():
         "rule_failed:amounts.total_eq_subtotal_plus_tax",
     ]
     assert route_document(None, None, [], [err], th)[0] == Status.FAILED
+
+
+def test_new_row_rules_due_period_tax_rate_and_credit_notes():
+    from datetime import date
+
+    from docingest.config import RoutingThresholds
+    from docingest.stages.rules import apply_rules
+    from schemas.fields import DocType
+    from schemas.records import ExtractedValue, Extraction
+
+    def ex(credit_note=False, **values):
+        return Extraction(doc_type=DocType.INVOICE, credit_note=credit_note, values=[
+            ExtractedValue(field_name=k, value_raw=v, value=v, confidence=1.0) for k, v in values.items()])
+
+    def failed(extraction):
+        return {r.rule_id for r in apply_rules(extraction, RoutingThresholds(), date(2026, 11, 23)) if not r.passed}
+
+    assert "dates.due_not_before_issue" in failed(ex(invoice_date="2026-10-01", due_date="2026-09-01"))
+    assert "dates.due_not_before_issue" not in failed(ex(invoice_date="2026-10-01", due_date="2026-10-31"))
+    assert "dates.period_in_order" in failed(ex(period_start="2026-10-01", period_end="2026-09-30"))
+    # 19% VAT is fine in euros, 40% is not; 19% is not a plausible US sales tax.
+    assert "amounts.tax_rate_plausible" not in failed(ex(currency="EUR", subtotal="100.00", tax="19.00", total="119.00"))
+    assert "amounts.tax_rate_plausible" in failed(ex(currency="EUR", subtotal="100.00", tax="40.00", total="140.00"))
+    assert "amounts.tax_rate_plausible" in failed(ex(currency="USD", subtotal="100.00", tax="19.00", total="119.00"))
+    assert "amounts.non_negative" in failed(ex(total="-119.00"))
+    assert "amounts.non_negative" not in failed(ex(credit_note=True, total="-119.00"))

@@ -105,20 +105,20 @@ def _date(extraction: Extraction, name: str) -> date | None:
         return None
 
 
-def due_not_before_issue(ex: Extraction, th: RoutingThresholds, today: date) -> list[RuleResult]:
-    issued, due = _date(ex, "invoice_date"), _date(ex, "due_date")
-    if issued is None or due is None:
+def _dates_in_order(ex: Extraction, earlier: str, later: str, rule_id: str) -> list[RuleResult]:
+    first, second = _date(ex, earlier), _date(ex, later)
+    if first is None or second is None:
         return []
-    return [RuleResult(rule_id="dates.due_not_before_issue", severity=Severity.ERROR, passed=due >= issued,
-                       message=f"due {due} vs issued {issued}")]
+    return [RuleResult(rule_id=rule_id, severity=Severity.ERROR, passed=second >= first,
+                       message=f"{earlier} {first} .. {later} {second}")]
+
+
+def due_not_before_issue(ex: Extraction, th: RoutingThresholds, today: date) -> list[RuleResult]:
+    return _dates_in_order(ex, "invoice_date", "due_date", "dates.due_not_before_issue")
 
 
 def period_in_order(ex: Extraction, th: RoutingThresholds, today: date) -> list[RuleResult]:
-    start, end = _date(ex, "period_start"), _date(ex, "period_end")
-    if start is None or end is None:
-        return []
-    return [RuleResult(rule_id="dates.period_in_order", severity=Severity.ERROR, passed=end >= start,
-                       message=f"period {start} .. {end}")]
+    return _dates_in_order(ex, "period_start", "period_end", "dates.period_in_order")
 
 
 # The highest standard VAT / GST / sales-tax rate in the currency's country or currency area,
