@@ -118,7 +118,10 @@ def cmd_review(args: argparse.Namespace) -> int:
     reviewer = args.reviewer or os.environ.get("DOCINGEST_REVIEWER") or getpass.getuser()
     url = f"http://{args.host}:{args.port}/" + (f"?token={token}" if token else "")
     print(f"review app for {out}: {url}  (Ctrl+C to stop)", flush=True)
-    uvicorn.run(create_app(out, token=token, reviewer=reviewer), host=args.host, port=args.port,
+    from docingest.config import Settings
+
+    app = create_app(out, token=token, reviewer=reviewer, thresholds=Settings().routing)
+    uvicorn.run(app, host=args.host, port=args.port,
                 log_level="warning")
     return 0
 

@@ -18,7 +18,7 @@ from docingest.config import RoutingThresholds, Settings
 from docingest.review.apply import labelled_records, merge_reviews
 from docingest.review.queue import PublishedTables
 from docingest.review.store import DecisionLog
-from docingest.writer import published_rows, write_curated, write_jsonl
+from docingest.writer import write_curated, write_jsonl
 
 
 class ApplySummary(BaseModel):
@@ -37,11 +37,8 @@ def load_task(out: Path):
     rows_by_doc: dict[str, dict[str, list[dict[str, Any]]]] = {}
     for doc_id in documents:
         view = tables.view(doc_id)
-        rows_by_doc[doc_id] = {"fields": view.fields, "rule_results": view.rule_results}
-    for li in published_rows(out, "line_items"):
-        doc = documents.get(li["doc_id"])
-        if doc is not None and li["run_id"] == doc["run_id"]:
-            rows_by_doc[li["doc_id"]].setdefault("line_items", []).append(li)
+        rows_by_doc[doc_id] = {"fields": view.fields, "rule_results": view.rule_results,
+                               "line_items": view.line_items}
     return documents, rows_by_doc, DecisionLog(out).latest_by_doc()
 
 

@@ -248,3 +248,32 @@ def test_refuses_to_listen_beyond_loopback_without_a_token(tmp_path):
     from docingest.cli import main
 
     assert main(["review", "--out", str(tmp_path), "--host", "0.0.0.0"]) == 2
+
+
+def test_approving_values_that_break_a_rule_asks_first(routed):
+    """Runs after the browser test (file order): it decides another document."""
+    import re
+
+    from fastapi.testclient import TestClient
+
+    from docingest.review.app import create_app
+
+    out, _ = routed
+    docs = pq.read_table(next((out / "documents").glob("*/*.parquet"))).to_pylist()
+    doc = next(d for d in docs if d["source_path"].endswith("invoice-en-001.pdf"))
+    client = TestClient(create_app(out, reviewer="carol"), base_url="http://127.0.0.1")
+    page = client.get(f"/doc/{doc['doc_id']}")
+    assert page.status_code == 200
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
+    form = dict(re.findall(r'<input type="hidden" name="([nk]\.\d+)" value="([^"]*)"', page.text))
+    for m in re.finditer(r'<input name="(v\.\d+)" id="field-(\w+)"[^>]*value="([^"]*)"', page.text, re.S):
+        form[m.group(1)] = "1.00" if m.group(2) == "total" else m.group(3)
+    form.update(csrf=csrf, action="approve", doc_type="invoice")
+    before = len((out / "reviews" / "decisions.jsonl").read_text().splitlines())
+    answer = client.post(f"/doc/{doc['doc_id']}/decide", data=form, follow_redirects=False)
+    assert answer.status_code == 422 and "save anyway" in answer.text and "amounts." in answer.text
+    assert len((out / "reviews" / "decisions.jsonl").read_text().splitlines()) == before
+    answer = client.post(f"/doc/{doc['doc_id']}/decide", data={**form, "force": "1"}, follow_redirects=False)
+    assert answer.status_code == 303
+    saved = json.loads((out / "reviews" / "decisions.jsonl").read_text().splitlines()[-1])
+    assert saved["doc_id"] == doc["doc_id"] and saved["action"] == "corrected" and saved["reviewer"] == "carol"

@@ -16,6 +16,7 @@ import re
 import secrets
 import threading
 from collections import OrderedDict
+from datetime import date
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode
 
@@ -23,8 +24,9 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from docingest.config import InputLimits, PreprocessOptions, RendererName
+from docingest.config import InputLimits, PreprocessOptions, RendererName, RoutingThresholds
 from docingest.errors import DocingestError
+from docingest.review.apply import blocking, recheck
 from docingest.review.queue import PublishedTables, pending
 from docingest.review.store import DecisionLog
 from docingest.stages.render import open_document
@@ -65,10 +67,12 @@ class _PageCache:
                 self._items.popitem(last=False)
 
 
-def create_app(out: Path, token: str | None = None, reviewer: str = "reviewer") -> FastAPI:
+def create_app(out: Path, token: str | None = None, reviewer: str = "reviewer",
+               thresholds: RoutingThresholds | None = None) -> FastAPI:
     app = FastAPI(title="docingest review", docs_url=None, redoc_url=None, openapi_url=None)
     tables, log, pages = PublishedTables(out), DecisionLog(out), _PageCache()
     digests: dict[str, bool] = {}
+    thresholds = thresholds or RoutingThresholds()
 
     @app.middleware("http")
     async def guard(request: Request, call_next):
@@ -182,6 +186,15 @@ def create_app(out: Path, token: str | None = None, reviewer: str = "reviewer") 
             values=values, reviewer=(data.get("reviewer") or reviewer).strip()[:100],
             note=data.get("note", "")[:2000],
         )
+        if kind != ReviewAction.REJECTED and not data.get("force"):
+            # Say now what apply-reviews would say later: approved values that break a rule
+            # would leave the document in review.
+            broken = blocking(recheck(decision, view.line_items, thresholds, date.today()))
+            if broken:
+                context = _document_context(view, decision.reviewer, log, tables)
+                context.update(errors=[f"{r.rule_id}: {r.message}" for r in broken], offer_force=True,
+                               submitted=dict(_submitted(form)))
+                return _page(request, "document.html", status=422, **context)
         log.append(decision)  # on disk (fsynced) before the reviewer is told it is saved
         nxt = next((d["doc_id"] for d in pending(tables, log)), None)
         target = f"/doc/{nxt}?saved={kind.value}" if nxt else f"/?saved={kind.value}"
@@ -294,5 +307,5 @@ def _document_context(view, reviewer: str, log: DecisionLog, tables: PublishedTa
         "doc": doc, "doc_type": doc_type.value, "doc_types": [t.value for t in DocType], "rows": rows,
         "pages": list(range(1, (doc["page_count"] or 0) + 1)), "failed_rules": failed_rules,
         "reviewer": reviewer, "next_id": nxt, "decision": decision, "errors": [], "submitted": {},
-        "name": Path(doc["source_path"]).name, "waiting": len(waiting),
+        "name": Path(doc["source_path"]).name, "waiting": len(waiting), "offer_force": False,
     }

@@ -15,7 +15,7 @@ from typing import Any
 from docingest.config import RoutingThresholds
 from docingest.stages.rules import apply_rules
 from schemas.fields import DocType, field_spec
-from schemas.records import ExtractedValue, Extraction, LineItem, Severity, TextSource
+from schemas.records import ExtractedValue, Extraction, LineItem, RuleResult, Severity, TextSource
 from schemas.review import CuratedStatus, ReviewAction, ReviewDecision
 
 REVIEW_SOURCE = "review"
@@ -50,12 +50,11 @@ def merge_reviews(
         else:
             doc_type = decision.doc_type
             out["fields"].extend(_reviewed_field_rows(base, doc, original, decision))
-            extraction = _extraction(decision, rows.get("line_items", []))
-            results = apply_rules(extraction, thresholds, today)
+            results = recheck(decision, rows.get("line_items", []), thresholds, today)
             for r in results:
                 out["rule_results"].append({**base, "rule_id": r.rule_id, "severity": r.severity.value,
                                             "passed": r.passed, "message": r.message, "evaluated_on": REVIEW_SOURCE})
-            failed = [r for r in results if not r.passed and r.severity == Severity.ERROR]
+            failed = blocking(results)
             reasons = [f"rule_failed_after_review:{r.rule_id}:{r.message}" for r in failed]
             status = CuratedStatus.NEEDS_REVIEW if failed else CuratedStatus.ACCEPTED
         out["documents"].append({
@@ -112,6 +111,16 @@ def _reviewed_field_rows(base, doc, original: list[dict], decision: ReviewDecisi
         rows.append(_field_row(base, doc, decision.doc_type, decision, old, name=name, key=key,
                                value=value, value_raw=raw, change=change, source=REVIEW_SOURCE))
     return rows
+
+
+def recheck(decision: ReviewDecision, line_items: list[dict[str, Any]], thresholds: RoutingThresholds,
+            today: date) -> list[RuleResult]:
+    """The business rules on the reviewed values (with the extracted line items)."""
+    return apply_rules(_extraction(decision, line_items), thresholds, today)
+
+
+def blocking(results: list[RuleResult]) -> list[RuleResult]:
+    return [r for r in results if not r.passed and r.severity == Severity.ERROR]
 
 
 def _extraction(decision: ReviewDecision, line_items: list[dict[str, Any]]) -> Extraction:

@@ -17,6 +17,7 @@ class DocumentView:
     fields: list[dict[str, Any]]
     rule_results: list[dict[str, Any]]
     pages: list[dict[str, Any]] = field(default_factory=list)
+    line_items: list[dict[str, Any]] = field(default_factory=list)
 
 
 class PublishedTables:
@@ -43,7 +44,7 @@ class PublishedTables:
                 if d["doc_id"] and (d["doc_id"] not in docs or d["run_id"] > docs[d["doc_id"]]["run_id"]):
                     docs[d["doc_id"]] = d
             by_doc: dict[str, dict[str, list[dict[str, Any]]]] = {}
-            for table in ("fields", "rule_results", "pages"):
+            for table in ("fields", "rule_results", "pages", "line_items"):
                 for row in published_rows(self.out, table):
                     doc = docs.get(row["doc_id"])
                     if doc is not None and row["run_id"] == doc["run_id"]:
@@ -62,7 +63,8 @@ class PublishedTables:
         rows = self._by_doc.get(doc_id, {})
         return DocumentView(document=doc, fields=rows.get("fields", []),
                             rule_results=rows.get("rule_results", []),
-                            pages=sorted(rows.get("pages", []), key=lambda p: p["page"]))
+                            pages=sorted(rows.get("pages", []), key=lambda p: p["page"]),
+                            line_items=rows.get("line_items", []))
 
 
 def pending(tables: PublishedTables, log: DecisionLog) -> list[dict[str, Any]]:
