@@ -120,3 +120,35 @@ def test_new_row_rules_due_period_tax_rate_and_credit_notes():
     assert "amounts.tax_rate_plausible" in failed(ex(currency="USD", subtotal="100.00", tax="19.00", total="119.00"))
     assert "amounts.non_negative" in failed(ex(total="-119.00"))
     assert "amounts.non_negative" not in failed(ex(credit_note=True, total="-119.00"))
+
+
+def _receipt_page(lines: list[str]):
+    from schemas.records import PageText, TextSource, Word
+
+    words = []
+    for i, line in enumerate(lines):
+        x = 0.05
+        for token in line.split():
+            words.append(Word(text=token, bbox=(x, 0.03 * i, x + 0.02 * len(token), 0.03 * i + 0.02),
+                              confidence=0.95, line=i))
+            x += 0.02 * len(token) + 0.01
+    return PageText(page=1, source=TextSource.OCR, words=words)
+
+
+@pytest.mark.parametrize("lines, expected", [
+    # OCR dropped the decimal point of the total; cash − change says 7.00.
+    (["FY EAGLE ENTERPRISE", "SUB-TOTAL 6.60", "TOTAL 700", "CASH 10.00", "CHANGE 3.00"], "7.00"),
+    # The labelled total is not found ("Total Includes GST"), cash − change points at the amount.
+    (["FUYI MINI MARKET", "Total Includes GST 6% 9.00", "Cash 50.00", "Change 41.00"], "9.00"),
+    # Rounded: the till prints the unrounded total first, then "Total RM" after rounding.
+    (["POPULAR BOOK CO", "Total RM Incl. of GST 49.39", "Rounding Adj 0.01", "Total RM 49.40",
+      "Cash -50.00", "CHANGE 0.60"], "49.40"),
+    # Agreeing evidence leaves a right total alone.
+    (["SHOP", "TOTAL 12.50", "CASH 20.00", "CHANGE 7.50"], "12.50"),
+])
+def test_receipt_totals_are_reconciled_with_what_was_paid(lines, expected):
+    from docingest.stages.extract import extract_fields
+    from schemas.fields import DocType
+
+    total = extract_fields([_receipt_page(lines)], DocType.RECEIPT).get("total")
+    assert total is not None and total.value == expected

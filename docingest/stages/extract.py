@@ -263,6 +263,7 @@ def _financial(lines: list[Line], doc_type: DocType) -> Extraction:
         total = _largest_amount(lines)
     subtotal = best(_after_label(lines, _LABEL_RE["subtotal"], _amount_finder))
     tax = _tax(lines)
+    total = _reconcile_total(lines, total, subtotal, tax)
 
     if total is not None and subtotal is not None and tax is not None:
         consistent = abs(Decimal(subtotal.value) + Decimal(tax.value) - Decimal(total.value)) <= Decimal("0.02")
@@ -345,6 +346,60 @@ def _tax(lines: list[Line]) -> Candidate | None:
     if not cands:
         return None
     return max(cands, key=lambda c: (c.how, c.line.index))
+
+
+# What the customer handed over and got back: paid - change is what the receipt totals.
+# OCR glues labels to numbers ("CASH20.00"), so no word boundary after the label.
+_PAYMENT = re.compile(r"(?i)(?<![a-z])(cash(?!\s*change)|amount\s*paid|paid\s*amount|tender(?:ed)?|payment)(?![a-z])")
+_CHANGE = re.compile(r"(?i)(?<![a-z])(change(?:\s*due)?|cash\s*change|balance\s*due)(?![a-z])")
+_TOTAL_WORD = re.compile(r"(?i)total|otal\b|payable|amount|rounding|jumlah|summe|montant")
+_ROUNDING = re.compile(r"(?i)round")
+_CENT, _ROUNDING_STEP = Decimal("0.01"), Decimal("0.05")
+
+
+def _reconcile_total(lines: list[Line], total: Candidate | None, subtotal: Candidate | None,
+                     tax: Candidate | None) -> Candidate | None:
+    """Check the chosen total against the document's own arithmetic: paid − change and
+    subtotal + tax. A total that agrees gains confidence; one that disagrees is replaced by a
+    printed amount that agrees (totals lines first), or by its own digits read with the decimal
+    point OCR dropped ("TOTAL 700" for 7.00)."""
+    evidence: list[tuple[Decimal, bool]] = []  # (amount, from payment)
+    payment = next(iter(_after_label(lines, _PAYMENT, _amount_finder)), None)
+    change = next(iter(_after_label(lines, _CHANGE, _amount_finder)), None)
+    if payment is not None and change is not None:
+        # Tills print "Cash -50.00": the sign is layout, not a refund.
+        paid = abs(Decimal(payment.value)) - abs(Decimal(change.value))
+        if paid > 0:
+            evidence.append((paid, True))
+    # Without a tax, "subtotal" is often a net total after commission, not the amount billed.
+    if subtotal is not None and tax is not None and Decimal(tax.value) > 0:
+        evidence.append((Decimal(subtotal.value) + Decimal(tax.value), False))
+    if not evidence:
+        return total
+    # Payments are exact; a tax line may be rounded by a cent.
+    if total is not None and any(abs(Decimal(total.value) - e) <= (0 if p else _CENT) for e, p in evidence):
+        total.how = min(1.0, total.how + 0.06)
+        return total
+    for e, from_payment in evidence:
+        printed = [
+            Candidate(line.text[s:end], format_amount(v), line, s, end, SAME_LINE)
+            for line in lines for s, end, v in find_amounts(line.text)
+            if abs(v) == e and ("." in line.text[s:end] or "," in line.text[s:end])
+        ]
+        not_payment = [c for c in printed if not _PAYMENT.search(c.line.text) and not _CHANGE.search(c.line.text)]
+        on_total_lines = [c for c in not_payment if _TOTAL_WORD.search(c.line.text)]
+        if on_total_lines or (from_payment and not_payment):
+            return (on_total_lines or not_payment)[-1]  # totals are printed at the bottom
+        if from_payment and printed and total is not None and abs(Decimal(total.value) - e) < _ROUNDING_STEP \
+                and any(_ROUNDING.search(line.text) for line in lines):
+            # Cash rounding: what was paid is the rounded total.
+            rounded = printed[-1]
+            rounded.value, rounded.how = format_amount(e), NEXT_LINE
+            return rounded
+        if total is not None and Decimal(total.value) == e * 100 and not re.search(r"[.,]", total.raw):
+            total.value, total.how = format_amount(e), NEXT_LINE
+            return total
+    return total
 
 
 def _largest_amount(lines: list[Line]) -> Candidate | None:
