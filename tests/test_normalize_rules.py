@@ -29,6 +29,9 @@ def test_parse_amount(text, expected):
     ("03/05/2020", True, "2020-05-03"), ("03/05/2020", False, "2020-03-05"),
     ("Dec 25, 2018", True, "2018-12-25"), ("18. April 2018", True, "2018-04-18"),
     ("2018-04-18", False, "2018-04-18"), ("25 December 18", True, "2018-12-25"),
+    # OCR glues the time onto the date.
+    ("12Mar201818:19", True, "2018-03-12"), ("Date 06/01/1812.17:26PM", True, "2018-01-06"),
+    ("25/12/20188:13:39PM", True, "2018-12-25"),
 ])
 def test_parse_date(text, dayfirst, expected):
     assert parse_date(text, dayfirst).isoformat() == expected

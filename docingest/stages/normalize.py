@@ -42,10 +42,13 @@ DATE_PATTERNS = [
     # 2018-04-18, 2018/04/18, 2018.04.18
     ("ymd", re.compile(r"\b(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})\b")),
     # 18.04.2018 / 18-04-2018 / 04/18/2018 / 18/04/18
-    # OCR glues the time to the date ("25/12/20188:13:39PM"): a 4-digit year may run into it.
-    ("num", re.compile(r"\b(\d{1,2})\s?([./-])\s?(\d{1,2})\s?\2\s?(\d{4}(?=\d{1,2}:\d{2})|\d{2}(?=\d{1,2}:\d{2})|\d{4}\b|\d{2}\b)")),
-    # 18 April 2018, 18. April 2018, 18-Apr-2018, 18 Apr, 2018
-    ("dmy_text", re.compile(rf"\b(\d{{1,2}})(?:st|nd|rd|th)?\.?[\s-]*({_MONTH_ALT})\.?,?[\s-]*(\d{{4}}|\d{{2}})\b", re.I)),
+    # OCR glues the time to the date ("25/12/20188:13:39PM", "06/01/1812.17:26PM"): the year
+    # may run into it. Four-digit years are 19xx/20xx, so "1812.17" reads as '18 + 12.17.
+    ("num", re.compile(r"\b(\d{1,2})\s?([./-])\s?(\d{1,2})\s?\2\s?((?:19|20)\d{2}(?=\d{1,2}:\d{2})|"
+                       r"\d{2}(?=\d{1,2}[:.]\d{2})|(?:19|20)\d{2}\b|\d{2}\b)")),
+    # 18 April 2018, 18. April 2018, 18-Apr-2018, 18 Apr, 2018, 12Mar201818:19 (time glued on)
+    ("dmy_text", re.compile(rf"\b(\d{{1,2}})(?:st|nd|rd|th)?\.?[\s-]*({_MONTH_ALT})\.?,?[\s-]*"
+                            rf"((?:19|20)\d{{2}}(?=\d{{1,2}}:\d{{2}})|\d{{4}}\b|\d{{2}}\b)", re.I)),
     # April 18, 2018 / Apr 18 2018 / April 18th, 2018
     ("mdy_text", re.compile(rf"\b({_MONTH_ALT})\.?\s+(\d{{1,2}})(?:st|nd|rd|th)?,?\s+(\d{{4}})\b", re.I)),
 ]
