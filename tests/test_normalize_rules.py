@@ -155,3 +155,15 @@ def test_receipt_totals_are_reconciled_with_what_was_paid(lines, expected):
 
     total = extract_fields([_receipt_page(lines)], DocType.RECEIPT).get("total")
     assert total is not None and total.value == expected
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("AEON C0.(M) BHD", "AEON CO.(M) BHD"), ("WAHIN HARDWARE SIN BHD", "WAHIN HARDWARE SDN BHD"),
+    ("Timeless Kitchenette San Bhd", "Timeless Kitchenette Sdn Bhd"), ("99 SPEED MART S/D", "99 SPEED MART S/B"),
+    ("MR D.I.Y.(H)SDN BHD", "MR D.I.Y.(M)SDN BHD"), ("Dimiliki:banh mi cafe sdn bhd", "banh mi cafe sdn bhd"),
+    ("7-ELEVEN 2000 SDN BHD", "7-ELEVEN 2000 SDN BHD"), ("ACME GmbH", "ACME GmbH"),
+])
+def test_company_names_undo_typical_ocr_confusions(text, expected):
+    from docingest.stages.normalize import clean_company_name
+
+    assert clean_company_name(text) == expected

@@ -16,6 +16,7 @@ from decimal import Decimal
 from docingest.stages.layout import Line, document_lines
 from docingest.stages.normalize import (
     CURRENCY_SYMBOLS,
+    clean_company_name,
     ISO_4217,
     find_amounts,
     find_dates,
@@ -317,6 +318,7 @@ def _financial(lines: list[Line], doc_type: DocType) -> Extraction:
     vendor = _vendor(lines)
     if vendor is not None:
         name, address = vendor
+        name.value = clean_company_name(name.value)
         values.append(name.to_value("vendor_name"))
         if address is not None:
             values.append(address.to_value("vendor_address"))
@@ -630,8 +632,11 @@ def _vendor(lines: list[Line]) -> tuple[Candidate, Candidate | None] | None:
         context = None
         text = _REG_TAIL.sub("", text).strip() or text
         suffix = _COMPANY_SUFFIX.search(text)
+        # "CO. (M)" before "SDN BHD" is part of the suffix, not of the name.
+        name_words = [w for w in text[: suffix.start()].split()
+                      if not re.fullmatch(r"(?i)co\.?|\(\w\)|&", w)] if suffix else []
         if (i in suffixed[:1] and i > 0 and suffix is not None
-                and len(text[: suffix.start()].split()) <= 1 and _name_like(head[i - 1].text)):
+                and len(name_words) <= 1 and _name_like(head[i - 1].text)):
             # "PASARAYA BORONG PINTAR" / "SDN BHD": the name started on the line above.
             text = f"{head[i - 1].text.strip()} {text}"
             context = text

@@ -164,3 +164,26 @@ def normalize_currency(text: str) -> str | None:
 def fold_text(text: str) -> str:
     """Case- and whitespace-insensitive form used to compare names and addresses."""
     return re.sub(r"[\W_]+", " ", text.casefold()).strip()
+
+
+# OCR's usual misreadings inside company names: a zero between letters ("AEON C0."), the
+# Malaysian "SDN BHD" / "S/B" suffixes ("SIN BHD", "San Bhd", "S/D"), "(H)" for "(M)", and the
+# Malay "Dimiliki:" ("owned by") printed before the owner's name.
+_COMPANY_FIXES = [
+    (re.compile(r"(?<=[A-Za-z])0(?=[A-Za-z.)]|\s|$)"), "O"),
+    (re.compile(r"\bS[AIO]N(\s*)BHD\b"), r"SDN\1BHD"),
+    (re.compile(r"\bS[aio]n(\s*)Bhd\b"), r"Sdn\1Bhd"),
+    (re.compile(r"\bS/D\s*$"), "S/B"),
+    (re.compile(r"\((?:H|N)\)(?=\s*(?:SDN|BHD|Sdn|Bhd))"), "(M)"),
+    (re.compile(r"(?i)^dimiliki\s*:?\s*"), ""),
+]
+
+
+def clean_company_name(text: str | None) -> str | None:
+    """A company name as printed, with OCR's typical confusions undone (the raw text keeps
+    what was read)."""
+    if not text:
+        return text
+    for pattern, repl in _COMPANY_FIXES:
+        text = pattern.sub(repl, text)
+    return text.strip() or None
