@@ -167,3 +167,16 @@ def test_company_names_undo_typical_ocr_confusions(text, expected):
     from docingest.stages.normalize import clean_company_name
 
     assert clean_company_name(text) == expected
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("(JM0352019-K) NO.53 JALAN PUTRA 1", "NO.53 JALAN PUTRA 1"),
+    ("22Mar201818:24 (867388-U) 12,Jalan Tampoi", "12,Jalan Tampoi"),
+    ("BRNo.:(124525-H) NO19-G", "NO19-G"), ("(Co.No.113825-W)", None),
+    ("L0T 1851-A, 8110O JOHOR", "LOT 1851-A, 81100 JOHOR"), ("Leve1 6, Peta1ing Jaya", "Level 6, Petaling Jaya"),
+    ("12345 Musterstadt", "12345 Musterstadt"), ("D-10115 Berlin", "D-10115 Berlin"),
+])
+def test_addresses_lose_registration_numbers_and_ocr_digit_confusions(text, expected):
+    from docingest.stages.normalize import clean_address
+
+    assert clean_address(text) == expected

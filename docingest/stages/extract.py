@@ -16,6 +16,7 @@ from decimal import Decimal
 from docingest.stages.layout import Line, document_lines
 from docingest.stages.normalize import (
     CURRENCY_SYMBOLS,
+    clean_address,
     clean_company_name,
     ISO_4217,
     find_amounts,
@@ -492,7 +493,9 @@ _NOISE_LINE = re.compile(
 )
 _ADDRESS_STOP = re.compile(
     r"\b(tel|phone|fax|gst|vat|reg|e-?mail|www\.|http|invoice|receipt|date|no\.?\s*:|ust|"
-    r"number|bill\s*to|kunde)\b|rechnung|facture|nummer|"
+    r"number|bill\s*to|kunde|document|terminal|cashier)\b|rechnung|facture|nummer|"
+    # OCR glues labels to numbers: "TEL07-3523888", "GSTID:000849813504"; bare phone numbers.
+    r"\btel(?=[\s.:\d])|gst\s*id|\b0\d{1,2}-\s?\d{6,8}\b|"
     r"\d{1,2}[/.-]\d{1,2}[/.-]\d{2,4}", re.I
 )
 # A document title printed on the same row as the issuer's name ("ACME LTD      INVOICE").
@@ -649,7 +652,7 @@ def _vendor(lines: list[Line]) -> tuple[Candidate, Candidate | None] | None:
         name = Candidate(text, text, line, 0, len(line.text), how, context=context)
         address_lines = []
         for nxt in first_page[i + 1: i + 7]:
-            if _REGISTRATION.match(nxt.text) and not address_lines:
+            if (_REGISTRATION.match(nxt.text) or clean_address(nxt.text) is None) and not address_lines:
                 continue  # "(CO. REG: 933109-X)" under the name belongs to it, not the address
             if _ADDRESS_STOP.search(nxt.text) or _NOISE_LINE.match(nxt.text):
                 break
@@ -657,8 +660,8 @@ def _vendor(lines: list[Line]) -> tuple[Candidate, Candidate | None] | None:
         address = None
         if address_lines:
             joined = " ".join(l.text for l in address_lines)
-            address = Candidate(joined, joined, address_lines[0], 0, len(address_lines[0].text),
-                                FALLBACK, context=joined)
+            address = Candidate(joined, clean_address(joined), address_lines[0], 0,
+                                len(address_lines[0].text), FALLBACK, context=joined)
         return name, address
     return None
 

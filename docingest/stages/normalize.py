@@ -187,3 +187,26 @@ def clean_company_name(text: str | None) -> str | None:
     for pattern, repl in _COMPANY_FIXES:
         text = pattern.sub(repl, text)
     return text.strip() or None
+
+
+# An address as OCR reads it: a registration number in brackets before it ("(JM0352019-K)
+# NO.53 JALAN ..."), O for 0 inside numbers ("8110O"), 0 for O inside words ("L0T").
+_ADDRESS_FIXES = [
+    (re.compile(r"^\s*\((?=[^)]*\d{3})[^)]{4,24}\)\s*"), ""),
+    # Registration numbers and receipt timestamps printed before the street, with or without
+    # a label: "JM0325955-V", "BRNo.:(124525-H)", "Co.No.113825-W", "22Mar201818:24".
+    (re.compile(r"^(?:\s*(?:\(?\s*(?:c[o0]\.?\s*n[o0]\.?|company\s*[nr][o0]\.?|br\s*n[o0]\.?|reg\.?\s*n[o0]\.?)"
+                r"\s*[:.]?\s*)?\(?\s*[A-Z]{0,3}\d{5,}\s*-\s*[A-Z]\b\s*\)?|\s*\d{1,2}[A-Za-z]{3}\d{4}\d{1,2}:\d{2})+\s*",
+                re.I), ""),
+    (re.compile(r"(?<=\d)[Oo](?=\d|\b)|(?<=\d{3})O"), "0"),
+    (re.compile(r"(?<=[A-Z])0(?=[A-Z])|\b0(?=[A-Z]{2})|(?<=\b[A-Z])0(?=\b)"), "O"),
+    (re.compile(r"(?<=[a-z])1(?=[a-z])|(?<=[a-z]{3})1\b"), "l"),
+]
+
+
+def clean_address(text: str | None) -> str | None:
+    if not text:
+        return text
+    for pattern, repl in _ADDRESS_FIXES:
+        text = pattern.sub(repl, text)
+    return text.strip() or None
