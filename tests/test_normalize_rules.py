@@ -180,3 +180,18 @@ def test_addresses_lose_registration_numbers_and_ocr_digit_confusions(text, expe
     from docingest.stages.normalize import clean_address
 
     assert clean_address(text) == expected
+
+
+@pytest.mark.parametrize("lines, expected", [
+    # One unambiguous month-first date (11/17) settles "11/03/2017" as November 3rd.
+    (["Au bon moulin SARL", "Invoice Date 11/03/2017", "Total 100.00 EUR", "Wire transfer 11/17/2017"], "2017-11-03"),
+    # The invoice's own "Nr. ... vom" line, not the order it refers to.
+    (["Lieferant GmbH", "Handelsrechnung Nr. 471102 vom 05.03.2018",
+      "Rechnung gemäß Bestellung Nr. 2018-471331 vom 01.03.2018", "Gesamtbetrag 10,00 EUR"], "2018-03-05"),
+])
+def test_issue_dates_read_the_document_s_own_date_order_and_number_line(lines, expected):
+    from docingest.stages.extract import extract_fields
+    from schemas.fields import DocType
+
+    date = extract_fields([_receipt_page(lines)], DocType.INVOICE).get("invoice_date")
+    assert date is not None and date.value == expected

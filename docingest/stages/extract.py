@@ -122,7 +122,19 @@ def extract_fields(pages: list[PageText], doc_type: DocType) -> Extraction:
 
 
 # -- financial documents -----------------------------------------------------------------------
+_NUMERIC_DATE = re.compile(r"\b(\d{1,2})[/.-](\d{1,2})[/.-](?:\d{4}|\d{2})\b")
+
+
 def _guess_dayfirst(lines: list[Line]) -> bool:
+    # A date that can only be read one way settles it for the whole document ("11/17/2017").
+    day_first = month_first = 0
+    for line in lines:
+        for m in _NUMERIC_DATE.finditer(line.text):
+            first, second = int(m.group(1)), int(m.group(2))
+            day_first += first > 12 and second <= 12
+            month_first += second > 12 and first <= 12
+    if day_first != month_first:
+        return day_first > month_first
     text = " ".join(l.text for l in lines[:80])
     # US documents write month first; almost everyone else day first.
     return not re.search(r"\$|\bUSD\b|\bUS\b|\bU\.S\.", text)
@@ -284,8 +296,10 @@ def _financial(lines: list[Line], doc_type: DocType) -> Extraction:
     # An explicit issue-date label first, then a date on the invoice-number line ("Rechnung
     # Nr. 280081 vom 13.07.2018"), then the first generic "Date:" / "vom".
     explicit = [c for c in issued_cands if _ISSUE_DATE_LABEL.search(c.line.text)]
-    on_number_line = [c for c in issued_cands if _INVOICE_NUMBER_LABEL.search(c.line.text)
-                      or re.search(r"(?i)\b(rechnung|invoice|facture)\b", c.line.text)]
+    # "Handelsrechnung Nr. 471102 vom 05.03.2018", not "gemäß Bestellung Nr. 2018-1 vom 01.03.2018".
+    on_number_line = [c for c in issued_cands if (_INVOICE_NUMBER_LABEL.search(c.line.text)
+                      or re.search(r"(?i)(rechnung|invoice|facture)\b", c.line.text))
+                      and not _ORDER_WORD.search(c.line.text)]
     issued = (explicit or on_number_line or issued_cands or [None])[0]
     if issued is None:
         issued = _first_date(lines, find_date, exclude=due)
@@ -331,6 +345,9 @@ def _financial(lines: list[Line], doc_type: DocType) -> Extraction:
 
 # A title near the top that names the document a credit note.
 _CREDIT_NOTE = re.compile(r"(?i)\b(credit\s*note|credit\s*memo|gutschrift|avoir|nota\s+de\s+cr[eé]dito)\b")
+
+
+_ORDER_WORD = re.compile(r"(?i)bestellung|auftrag|\border\b|commande|lieferschein|delivery\s*note")
 
 
 def _introduces_value(c: Candidate) -> bool:
