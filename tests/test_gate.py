@@ -76,6 +76,13 @@ def test_a_clean_batch_publishes_and_builds_data_docs(tmp_path):
     assert all(o.success for o in verdict.outcomes if o.severity.value == "fail")
 
 
+def test_a_relative_output_folder_works(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    verdict = run_gate(rows_for([_invoice("a")], "r"), GateOptions(), RUN_DATE, Path("out/data_docs/r"), Path("out"))
+    assert verdict.published and verdict.data_docs == "data_docs/r/index.html"
+    assert (tmp_path / "out" / verdict.data_docs).exists()
+
+
 def test_negative_totals_that_are_not_credit_notes_stop_the_batch(tmp_path):
     results = [_invoice(str(i)) for i in range(3)] + [_invoice(f"n{i}", total="-5.00") for i in range(2)]
     verdict = run_gate(rows_for(results, "r"), GateOptions(), RUN_DATE, tmp_path / "docs", tmp_path)

@@ -70,7 +70,10 @@ def discover(source: Path | list[Path]) -> tuple[list[SourceDocument], list[Unre
     the same bytes are processed once, with every path recorded."""
     groups: dict[str, list[tuple[str, int, str | None]]] = {}
     unreadable: list[UnreadableInput] = []
-    paths = sorted(source) if isinstance(source, list) else list_files(source)
+    # Absolute paths: the tables are read later from elsewhere (review app, warehouse lineage,
+    # duplicate checks across runs started from different folders).
+    paths = sorted(Path(p).absolute() for p in source) if isinstance(source, list) \
+        else list_files(Path(source).absolute())
     for path in paths:
         try:
             digest, size, media_type = fingerprint(path)

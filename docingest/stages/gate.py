@@ -134,6 +134,8 @@ def run_gate(rows: dict[str, list[dict[str, Any]]], options: GateOptions, run_da
     if not options.enabled:
         return GateVerdict(enabled=False)
     t0 = time.perf_counter()
+    # GX's file store wants an absolute folder (`--out out` is relative).
+    docs_dir, out = docs_dir.resolve(), out.resolve()
     specs = load_suite_specs(options.expectations_dir)
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     import great_expectations as gx  # lazy: see the module docstring
