@@ -72,8 +72,8 @@ def discover(source: Path | list[Path]) -> tuple[list[SourceDocument], list[Unre
     unreadable: list[UnreadableInput] = []
     # Absolute paths: the tables are read later from elsewhere (review app, warehouse lineage,
     # duplicate checks across runs started from different folders).
-    paths = sorted(Path(p).absolute() for p in source) if isinstance(source, list) \
-        else list_files(Path(source).absolute())
+    paths = sorted(Path(os.path.abspath(p)) for p in source) if isinstance(source, list) \
+        else list_files(Path(os.path.abspath(source)))
     for path in paths:
         try:
             digest, size, media_type = fingerprint(path)
