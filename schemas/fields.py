@@ -38,7 +38,9 @@ class FieldSpec(BaseModel, frozen=True):
 
 _FINANCIAL = [
     FieldSpec(name="vendor_name", kind=FieldKind.TEXT, description="Seller / issuer name", required=True),
-    FieldSpec(name="vendor_address", kind=FieldKind.TEXT, description="Seller postal address"),
+    # Tax invoices and till receipts must print the seller's address (EU VAT, GST rules): one
+    # that was not found is a document to look at, not an empty column to load.
+    FieldSpec(name="vendor_address", kind=FieldKind.TEXT, description="Seller postal address", required=True),
     FieldSpec(name="invoice_number", kind=FieldKind.ID, description="Invoice or document number"),
     FieldSpec(name="invoice_date", kind=FieldKind.DATE, description="Issue date", required=True),
     FieldSpec(name="due_date", kind=FieldKind.DATE, description="Payment due date"),
@@ -62,7 +64,7 @@ DOC_FIELDS: dict[DocType, list[FieldSpec]] = {
     DocType.INVOICE: list(_FINANCIAL),
     DocType.RECEIPT: [
         # A receipt needs no invoice number; otherwise it is read like an invoice.
-        f.model_copy(update={"required": f.name in {"vendor_name", "invoice_date", "total"}})
+        f.model_copy(update={"required": f.name in {"vendor_name", "vendor_address", "invoice_date", "total"}})
         for f in _FINANCIAL
     ],
     DocType.CONTRACT: [

@@ -48,7 +48,7 @@ def _v(name, value, conf=0.95, grounded=True):
 
 
 def _invoice(**overrides):
-    values = {"vendor_name": "Acme", "invoice_date": "2025-01-02", "total": "110.00",
+    values = {"vendor_name": "Acme", "vendor_address": "1 Main St, Springfield", "invoice_date": "2025-01-02", "total": "110.00",
               "subtotal": "100.00", "tax": "10.00", "currency": "EUR"}
     values.update(overrides)
     return Extraction(doc_type=DocType.INVOICE,

@@ -356,13 +356,15 @@ def _introduces_value(c: Candidate) -> bool:
 
 
 _WITHOUT_TAX = re.compile(r"ohne|excl|exkl|before|hors|netto|\bnet\b|basis|grundbetrag|warenwert", re.I)
+# "Total Incl. GST 23.26" is a total that names the tax it includes, not the tax.
+_INCLUDING_TAX = re.compile(r"\bincl|inclusive|inchusive|\binc\.?\s*(?:gst|tax|vat)", re.I)
 
 
 def _tax(lines: list[Line]) -> Candidate | None:
     cands = _after_label(lines, _LABEL_RE["tax"], _amount_finder)
     # A tax label followed by "6%" then an amount: the finder skips percentages already.
     cands = [c for c in cands if not re.search(r"(?i)reg|no\b|id\b|number", c.line.text[: c.start])
-             and not _WITHOUT_TAX.search(c.line.text)]
+             and not _WITHOUT_TAX.search(c.line.text) and not _INCLUDING_TAX.search(c.line.text)]
     if not cands:
         return None
     return max(cands, key=lambda c: (c.how, c.line.index))
@@ -384,16 +386,24 @@ def _reconcile_total(lines: list[Line], total: Candidate | None, subtotal: Candi
     printed amount that agrees (totals lines first), or by its own digits read with the decimal
     point OCR dropped ("TOTAL 700" for 7.00)."""
     evidence: list[tuple[Decimal, bool]] = []  # (amount, from payment)
-    payment = next(iter(_after_label(lines, _PAYMENT, _amount_finder)), None)
-    change = next(iter(_after_label(lines, _CHANGE, _amount_finder)), None)
+    # Till amounts print their cents; "Cashier: cash3" is a name, not a payment.
+    payment = next((c for c in _after_label(lines, _PAYMENT, _amount_finder) if re.search(r"[.,]\d\d$", c.raw)), None)
+    change = next((c for c in _after_label(lines, _CHANGE, _amount_finder) if re.search(r"[.,]\d\d$", c.raw)), None)
     if payment is not None and change is not None:
         # Tills print "Cash -50.00": the sign is layout, not a refund.
         paid = abs(Decimal(payment.value)) - abs(Decimal(change.value))
         if paid > 0:
             evidence.append((paid, True))
+    elif payment is not None and Decimal(payment.value) > 0:
+        # Cash without a change line: counts only where a totals line prints the same amount.
+        evidence.append((Decimal(payment.value), False))
     # Without a tax, "subtotal" is often a net total after commission, not the amount billed.
     if subtotal is not None and tax is not None and Decimal(tax.value) > 0:
         evidence.append((Decimal(subtotal.value) + Decimal(tax.value), False))
+    if total is not None:
+        rounded = _rounded_total(lines, total, evidence)
+        if rounded is not None:
+            return rounded
     if not evidence:
         return total
     # Payments are exact; a tax line may be rounded by a cent.
@@ -420,6 +430,34 @@ def _reconcile_total(lines: list[Line], total: Candidate | None, subtotal: Candi
             total.value, total.how = format_amount(e), NEXT_LINE
             return total
     return total
+
+
+_ROUNDING_ADJ = re.compile(r"(?i)round\w*\s*(?:adj\w*|amount|amt)?")
+
+
+def _rounded_total(lines: list[Line], total: Candidate, evidence: list[tuple[Decimal, bool]]) -> Candidate | None:
+    """Tills round cash totals to 5 sen and print the adjustment. What was paid is the chosen
+    total plus the printed adjustment, or paid − change when that differs from the chosen
+    total by less than one rounding step; it counts only where it is printed on a total or
+    payment line at or below the chosen total."""
+    if not any(_ROUNDING.search(line.text) for line in lines):
+        return None
+    chosen = Decimal(total.value)
+    targets = [chosen + Decimal(adj.value) for adj in _after_label(lines, _ROUNDING_ADJ, _amount_finder)
+               if 0 < abs(Decimal(adj.value)) < _ROUNDING_STEP]
+    targets += [e for e, from_payment in evidence if from_payment and 0 < abs(e - chosen) < _ROUNDING_STEP]
+    below = [line for line in lines if line.index >= total.line.index]
+    for target in targets:
+        printed = [
+            Candidate(line.text[s:end], format_amount(v), line, s, end, SAME_LINE)
+            for line in below for s, end, v in find_amounts(line.text)
+            if v == target and re.search(r"[.,]", line.text[s:end])
+            and (_TOTAL_WORD.search(line.text) or _PAYMENT.search(line.text))
+        ]
+        on_total_lines = [c for c in printed if _TOTAL_WORD.search(c.line.text)]
+        if printed:
+            return (on_total_lines or printed)[-1]
+    return None
 
 
 def _largest_amount(lines: list[Line]) -> Candidate | None:
