@@ -570,7 +570,7 @@ _REGISTRATION = re.compile(r"^\s*\(?\s*(c[o0]\.?\s*reg|company\s*n[o0]|reg\.?\s*
 
 
 _SELLER_BLOCK = re.compile(
-    r"^(verk[äa]ufer|seller|supplier|lieferant|vendor|vendeur|fournisseur|rechnungssteller|"
+    r"^(ver\s?k[äa]ufer|seller|supplier|lieferant|vendor|vendeur|fournisseur|rechnungssteller|"
     r"leistungserbringer)(\s*/\s*[\w-]+)?\s*:?$", re.I)
 _BUYER_BLOCK = re.compile(
     r"^(k[äa]ufer|buyer|bill\s*to|sold\s*to|invoice\s*to|rechnungsempf[äa]nger|kunde|customer|"
@@ -581,7 +581,7 @@ _ADDRESS_START = re.compile(
     r"\b[\w.-]*(str\.|straße|strasse|street|road|weg|allee|platz|gasse|avenue|ave\.|rue|chemin)\s*\d|"
     r"^\d+[a-z]?\s+\w+.*\b(street|st|road|rd|avenue|ave|blvd|lane|ln|drive|dr|way)\b\.?|"
     r"^([A-Z]{2}[\s-]?)?\d{4,5}\s+\w+|^(postfach|p\.?o\.?\s*box)\b", re.I)
-_BLOCK_END = re.compile(r"\b(ust|vat|tel|phone|fax|e-?mail|www\.|iban|bic|tax\s*id)\b|steuer", re.I)
+_BLOCK_END = re.compile(r"\b(ust|vat|tel|telefon|fon|mobil|phone|fax|e-?mail|www\.|iban|bic|tax\s*id)\b|steuer", re.I)
 
 
 def _party_block(lines: list[Line], header: re.Pattern[str]) -> tuple[Candidate, Candidate | None] | None:
@@ -609,8 +609,9 @@ def _party_block(lines: list[Line], header: re.Pattern[str]) -> tuple[Candidate,
                 if len(address_lines) == 4:
                     break
             elif re.match(r"^\s*\w[\w\s.-]{1,30}:\s*\S", nxt.text) and not re.match(r"(?i)^\s*name\s*:", nxt.text):
-                if name_lines:
-                    break  # "Ansprechpartner: Max Mustermann" follows the name, it is not part of it
+                # "Ansprechpartner: Max Mustermann" follows the name and is not part of it; the
+                # address may still follow ("Anschrift: ...").
+                continue
             elif len(name_lines) < 3:
                 name_lines.append(nxt)
             else:
@@ -646,6 +647,17 @@ def _sender_line(page_lines: list[Line]) -> Candidate | None:
     return None
 
 
+def _sender_address(sender: Candidate) -> Candidate | None:
+    """The rest of the return-address line: "● Ecke 12 ● 12345 Stadthausen"."""
+    parts = [p.strip() for p in re.split(r"\s*[●•·|]\s*", sender.line.text[sender.end:]) if p.strip()]
+    if not parts or not _ADDRESS_START.search(" ".join(parts)) and not re.search(r"\d{4,5}\s+\w", parts[-1]):
+        return None
+    start = sender.line.text.index(parts[0], sender.end)
+    joined = ", ".join(parts)
+    return Candidate(joined, clean_address(joined), sender.line, start, len(sender.line.text), NEXT_LINE,
+                     context=sender.line.text)
+
+
 def _name_like(text: str) -> bool:
     text = text.strip()
     return (len(text) >= 3 and not re.search(r"\d", text) and not text.islower()
@@ -675,7 +687,7 @@ def _vendor(lines: list[Line]) -> tuple[Candidate, Candidate | None] | None:
     if not suffixed:
         sender = _sender_line(first_page)
         if sender is not None:
-            return sender, None
+            return sender, _sender_address(sender)
     order = suffixed[:1] + [i for i in range(min(8, len(head))) if i not in suffixed[:1]]
     for i in order:
         line = head[i]

@@ -205,9 +205,27 @@ _ADDRESS_FIXES = [
 ]
 
 
+# Where a street address begins: "No. 5", "Lot 1851", "Level 6", "Unit G-13", "12, Jalan ...".
+_STREET_START = re.compile(
+    r"(?i)\b(?:no\.?\s*:?\s*\d|lot\s*[a-z]?\s*\d|lot\s+p\.?\s*t|level\s*\d|unit\s*[a-z]?-?\d|"
+    r"\d+[a-z]?(?:-\d+[a-z]?)*\s*[,.]?\s*(?:jalan|jln|jl\.|ss\s?\d|lorong|persiaran))")
+_STREET_WORD = re.compile(
+    r"(?i)str\.|stra(?:ß|ss)e|street|road|\bweg\b|allee|platz|gasse|avenue|\brue\b|chemin|jalan|jln|taman|lorong")
+# What follows an address on a letterhead: registration / tax ids, phone, the title.
+_AFTER_ADDRESS = re.compile(
+    r"(?i)\s*\(?\s*\b(?:roc\b|gst|co\.?\s*reg|document|tax\s*in\w*|tel(?:efon)?\b|phone|fax\b|e-?mail|www).*$|\s*\b\d{9,}\b.*$")
+
+
 def clean_address(text: str | None) -> str | None:
     if not text:
         return text
     for pattern, repl in _ADDRESS_FIXES:
         text = pattern.sub(repl, text)
-    return text.strip() or None
+    # A shop name or a stamp printed before the street ("IKEA Cheras No 2A Jalan ..."); a
+    # prefix with commas is part of the address ("S117, Second Floor, Aeon City, 1, Jalan").
+    start = _STREET_START.search(text)
+    prefix = text[: start.start()] if start else ""
+    if prefix and "," not in prefix and not _STREET_WORD.search(prefix):
+        text = text[start.start():]
+    text = _AFTER_ADDRESS.sub("", text)
+    return text.strip(" ,;") or None
