@@ -74,7 +74,7 @@ LABELS = {
                 r"netto|total\s*ht|\bnet\b|warenwert|total\s*before\s*tax",
     # OCR glues rates to labels ("GST6%"), so a label may be followed by a digit.
     "tax": r"(?<![a-z])(?:total\s*tax|tax\s*amount|steuerbetrag|gst|vat|mwst|ust|umsatzsteuer|mehrwertsteuer|"
-           r"tva|tax|steuer)(?![a-z])",
+           r"tva|tax(?:es)?|steuer)(?![a-z])",
     "customer_name": r"bill\s*to|sold\s*to|invoice\s*to|customer(?:\s*name)?|client|"
                      r"advertiser|buyer|k[äa]ufer|kunde|rechnungsempf[äa]nger|destinataire",
     "vendor_name": r"seller|vendor|supplier|verk[äa]ufer|lieferant|from|vendeur|fournisseur",
@@ -193,8 +193,10 @@ def _neighbours(lines: list[Line], index: int, label_box) -> list[Line]:
 
 def _amount_finder(text: str):
     # "Tax 8% 25.34": the rate is not the amount.
+    # "SIRET : 99999999800010": eight digits and more without separators are an id.
     return [(s, e, format_amount(v)) for s, e, v in find_amounts(text)
-            if not re.match(r"\s?%", text[e:e + 2]) and not re.match(r"[./-]\d{2,4}\b", text[e:e + 5])]
+            if not re.match(r"\s?%", text[e:e + 2]) and not re.match(r"[./-]\d{2,4}\b", text[e:e + 5])
+            and not re.fullmatch(r"\d{8,}", text[s:e])]
 
 
 _CURRENCY_BEFORE = re.compile(r"(?:([$€£¥])|\b(RM)|\b([A-Z]{3}))\s?$")
@@ -327,6 +329,8 @@ def _financial(lines: list[Line], doc_type: DocType) -> Extraction:
     customer = buyer[0] if buyer else best(
         [c for c in _after_label(lines, _LABEL_RE["customer_name"], _name_finder)
          if c.how != SAME_LINE or _introduces_value(c)])
+    if customer is None:
+        customer = _recipient(lines)
     if customer is not None:
         values.append(customer.to_value("customer_name", scale=0.8))
 
@@ -357,7 +361,7 @@ def _introduces_value(c: Candidate) -> bool:
 
 _WITHOUT_TAX = re.compile(r"ohne|excl|exkl|before|hors|netto|\bnet\b|basis|grundbetrag|warenwert", re.I)
 # "Total Incl. GST 23.26" is a total that names the tax it includes, not the tax.
-_INCLUDING_TAX = re.compile(r"\bincl|inclusive|inchusive|\binc\.?\s*(?:gst|tax|vat)", re.I)
+_INCLUDING_TAX = re.compile(r"\bincl|\binkl|inclusive|inchusive|\binc\.?\s*(?:gst|tax|vat)", re.I)
 
 
 def _tax(lines: list[Line]) -> Candidate | None:
@@ -644,6 +648,21 @@ def _sender_line(page_lines: list[Line]) -> Candidate | None:
         m = _SENDER_LINE.match(line.text)
         if m and _COMPANY_SUFFIX.search(m.group(1)):
             return Candidate(m.group(1).strip(), m.group(1).strip(), line, 0, m.end(1), NEXT_LINE)
+    return None
+
+
+def _recipient(lines: list[Line]) -> Candidate | None:
+    """A letter's window envelope: the recipient's name is the line under the return-address
+    line ("Bei Spiel GmbH ● Ecke 12 ● 12345 Stadthausen" / "Theodor Est")."""
+    first_page = [l for l in lines if l.page == lines[0].page] if lines else []
+    sender = _sender_line(first_page)
+    if sender is None:
+        return None
+    after = [l for l in first_page if l.index == sender.line.index + 1]
+    # The seller's own name again is its letterhead, not a recipient.
+    if after and _name_like(after[0].text) and sender.raw not in after[0].text:
+        text = after[0].text.strip()
+        return Candidate(text, text, after[0], 0, len(after[0].text), NEXT_LINE)
     return None
 
 
