@@ -81,10 +81,12 @@ LABELS = {
 }
 _LABEL_RE = {k: re.compile(v, re.I) for k, v in LABELS.items()}
 _ISSUE_DATE_LABEL = re.compile(
-    r"invoice\s*date|date\s*of\s*issue|issue\s*date|rechnungsdatum|belegdatum|date\s*de\s*facture|"
+    r"invoice\s*date|date\s*of\s*issue|issue\s*date|rechnungsdatum|beleg\s*-?\s*datum|date\s*de\s*facture|"
     r"date\s*d.[ée]mission", re.I)
 _INVOICE_NUMBER_LABEL = re.compile(
-    r"invoice\s*(?:no|number|num|#|nr)\.?|rechnungs?\s*-?\s*(?:nummer|nr)\.?|facture\s*n[°o]?|"
+    r"invoice\s*(?:no|number|num|#|nr)\.?|rechnungs?\s*-?\s*(?:nummer|nr)\.?|rechnung\s*#|"
+    # "Facture FA-2017-0010" is a number; "Date de facture" is not its label.
+    r"beleg\s*-?\s*(?:nummer|nr)\.?|(?<!de\s)facture(?:\s*n[°o]\.?)?|"
     r"n[°o]\s*de\s*facture|inv\s*(?:no|#)\.?", re.I)
 # Totals that are not the grand total.
 _NOT_TOTAL = re.compile(
@@ -302,7 +304,7 @@ def _financial(lines: list[Line], doc_type: DocType) -> Extraction:
     on_number_line = [c for c in issued_cands if (_INVOICE_NUMBER_LABEL.search(c.line.text)
                       or re.search(r"(?i)(rechnung|invoice|facture)\b", c.line.text))
                       and not _ORDER_WORD.search(c.line.text)]
-    issued = (explicit or on_number_line or issued_cands or [None])[0]
+    issued = (explicit or on_number_line or _dated_number_line(lines, find_date) or issued_cands or [None])[0]
     if issued is None:
         issued = _first_date(lines, find_date, exclude=due)
     if issued is not None:
@@ -352,6 +354,31 @@ _CREDIT_NOTE = re.compile(r"(?i)\b(credit\s*note|credit\s*memo|gutschrift|avoir|
 
 
 _ORDER_WORD = re.compile(r"(?i)bestellung|auftrag|\border\b|commande|lieferschein|delivery\s*note")
+
+
+# A title with its number: "Gutschrift (Selbst ausgestellte Rechnung) Nr. 471102 vom".
+_TITLE_NUMBER = re.compile(r"(?i)\b(?:rechnung|gutschrift|invoice|facture)\b[^\d]{0,30}?\bnr\.?")
+
+
+def _dated_number_line(lines: list[Line], find_date) -> list[Candidate]:
+    """The date printed with the invoice's number: "Rechnung # RE-2017/505 von 09.05.2017",
+    or on the next line when the number line ends with "vom" / "du" / "dated"."""
+    for line in lines[:80]:
+        m = _INVOICE_NUMBER_LABEL.search(line.text) or _TITLE_NUMBER.search(line.text)
+        if not m or _ORDER_WORD.search(line.text[: m.start()]):
+            continue
+        rest = line.text[m.end():]
+        hits = find_date(rest)
+        if hits:
+            s, e, value = hits[0]
+            return [Candidate(rest[s:e], value, line, m.end() + s, m.end() + e, SAME_LINE)]
+        if re.search(r"(?i)\b(vom|von|du|dated|of)\s*$", line.text):
+            nxt = [l for l in lines if l.index == line.index + 1 and l.page == line.page]
+            hits = find_date(nxt[0].text) if nxt else []
+            if hits:
+                s, e, value = hits[0]
+                return [Candidate(nxt[0].text[s:e], value, nxt[0], s, e, NEXT_LINE)]
+    return []
 
 
 def _introduces_value(c: Candidate) -> bool:
