@@ -586,7 +586,10 @@ _ADDRESS_STOP = re.compile(
 )
 # A document title printed on the same row as the issuer's name ("ACME LTD      INVOICE").
 _TITLE_TAIL = re.compile(r"\s+(tax\s+invoice|invoice|rechnung|facture|receipt)\b.*$", re.I)
-_NAME_STOP = re.compile(r"\b(tel|phone|fax|e-?mail|www\.|http|date|datum)\b|\d{1,2}[/.-]\d{1,2}[/.-]\d{2,4}", re.I)
+_NAME_STOP = re.compile(r"\b(tel|phone|fax|e-?mail|www\.|http|date|datum)\b|\d{1,2}[/.-]\d{1,2}[/.-]\d{2,4}|"
+                        r"\.com\b|thank|shopping", re.I)
+# Contact and tax lines end a letterhead: a company named below them is not the issuer.
+_LETTERHEAD_END = re.compile(r"(?i)\b(tel|phone|fax|h/?p)\b|\btel(?=[\s.:\d])|gst\s*(?:no|id|reg)")
 
 
 _VENDOR_LABEL_AT_START = re.compile(
@@ -595,8 +598,10 @@ _VENDOR_LABEL_AT_START = re.compile(
 # word boundary ("AG" is in "PAGE").
 _COMPANY_SUFFIX = re.compile(
     r"(sdn\.?\s*bhd|enterprise|trading|hardware|restaurant|restoran|limited|gmbh)\b|"
-    r"\b(bhd|s/b|pte\.?\s*ltd|ltd|llc|l\.l\.c|inc|corp(oration)?|ag|kg|se|plc|llp|sarl|"
-    r"s\.a\.r\.l|sas|s\.a\.|b\.v|n\.v)\b\.?", re.I)
+    r"\b(bhd|[s5]/b|pte\.?\s*ltd|ltd|llc|l\.l\.c|inc|corp(oration)?|ag|kg|se|plc|llp|sarl|"
+    r"s\.a\.r\.l|sas|s\.a\.|b\.v|n\.v)\b\.?|"
+    # OCR glues the registration number to "S/B" and reads S as 5: "MART 5/B0519537-X)".
+    r"\b[s5]/b(?=[\d(])", re.I)
 _REGISTRATION = re.compile(r"^\s*\(?\s*(c[o0]\.?\s*reg|company\s*n[o0]|reg\.?\s*n[o0]|\d{3,}-[A-Z])", re.I)
 
 
@@ -725,9 +730,10 @@ def _vendor(lines: list[Line]) -> tuple[Candidate, Candidate | None] | None:
         return c, None
     first_page = [l for l in lines if l.page == lines[0].page] if lines else []
     head = first_page[:10]
+    letterhead_end = next((i for i, l in enumerate(head) if i > 0 and _LETTERHEAD_END.search(l.text)), len(head))
     # A line that names a company ("... SDN BHD", "... GmbH", "... Ltd") is the issuer more
     # often than whatever happens to be printed (or handwritten) above it.
-    suffixed = [i for i, l in enumerate(head) if _COMPANY_SUFFIX.search(l.text)
+    suffixed = [i for i, l in enumerate(head[:letterhead_end]) if _COMPANY_SUFFIX.search(l.text)
                 and not _NAME_STOP.search(l.text) and not _LABEL_RE["customer_name"].search(l.text)
                 and not _REGISTRATION.search(l.text) and not re.search(r"(?i)reg\.?\s*n[o0]", l.text)]
     if not suffixed:

@@ -174,7 +174,7 @@ _COMPANY_FIXES = [
     (re.compile(r"(?<=[A-Za-z])0(?=[A-Za-z.)]|\s|$)"), "O"),
     (re.compile(r"\bS[AIO]N(\s*)BHD\b"), r"SDN\1BHD"),
     (re.compile(r"\bS[aio]n(\s*)Bhd\b"), r"Sdn\1Bhd"),
-    (re.compile(r"\bS/D\s*$"), "S/B"),
+    (re.compile(r"\bS/D\s*$|(?<=\s)5/B\b"), "S/B"),
     (re.compile(r"\((?:H|N)\)(?=\s*(?:SDN|BHD|Sdn|Bhd))"), "(M)"),
     (re.compile(r"(?i)^dimiliki\s*:?\s*"), ""),
 ]
