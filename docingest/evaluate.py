@@ -287,7 +287,8 @@ def calibration_observations(labels, documents, fields, base: Path) -> list[dict
                 continue
             value = f["value"] if f["value"] is not None else f["value_raw"]
             raw = f.get("confidence_raw")
-            out.append({"field": name, "source": f["source"], "confidence": f["confidence"],
+            out.append({"field": name, "source": f["source"], "method": f.get("method"),
+                        "confidence": f["confidence"],
                         "confidence_raw": raw if raw is not None else f["confidence"],
                         "right": values_match(name, value, exp[0])})
     return out
@@ -347,7 +348,8 @@ def run_evaluation(labels_path: Path, out: Path, settings: Settings, limit: int 
     if fit_calibration is not None:
         from docingest.stages.calibrate import fit_table, write_table
 
-        table = fit_table(((o["field"], o["source"], o["confidence_raw"], o["right"]) for o in observations),
+        table = fit_table(((o["field"], o["source"], o["confidence_raw"], o["right"], o["method"])
+                           for o in observations),
                           fitted_on=f"{labels_path.name} ({len(labels)} documents, run {summary.run_id})")
         write_table(table, fit_calibration)
     (out / "eval_report.json").write_text(json.dumps(report.to_json(), indent=2) + "\n", encoding="utf-8")

@@ -1,6 +1,7 @@
 """A confidence calibration table: what a raw confidence has meant, measured on labelled data.
 
-Keyed by field name and value source (``text_layer`` / ``ocr`` / ``vlm``), each entry lists raw
+Keyed by field name and value source (``text_layer`` / ``ocr`` / ``vlm``), and again by the
+method that found the value (a party block, an invoice-number label ...), each entry lists raw
 confidence buckets with how many values fell in them and how many of those were right. Fitted by
 ``docingest eval LABELS --fit-calibration FILE`` from the raw confidences of a run.
 """
@@ -24,11 +25,12 @@ class Bucket(BaseModel):
 class CalibrationTable(BaseModel):
     fitted_on: str = ""
     min_count: int = 10  # fewer values than this in a bucket: not enough evidence
-    entries: dict[str, list[Bucket]] = Field(default_factory=dict)  # "field|source" -> buckets
+    # "field|source" (all values of the field) and "field|source|method" -> buckets
+    entries: dict[str, list[Bucket]] = Field(default_factory=dict)
 
     @staticmethod
-    def key(field_name: str, source: str) -> str:
-        return f"{field_name}|{source}"
+    def key(field_name: str, source: str, method: str | None = None) -> str:
+        return f"{field_name}|{source}" + (f"|{method}" if method else "")
 
     def sources(self) -> set[str]:
-        return {k.split("|", 1)[1] for k in self.entries}
+        return {k.split("|")[1] for k in self.entries}

@@ -141,6 +141,9 @@ class ExtractedValue(BaseModel):
     # VLM values: whether the local extractor found the same normalized value (None: it did
     # not run on that page or found nothing to compare).
     agrees_with_local: bool | None = None
+    # How the local extractor found the value ("party_block", "invoice_label", ...): the
+    # calibration table keys on it, because the ways of finding a field differ in reliability.
+    method: str | None = None
 
 
 class LineItem(BaseModel):

@@ -6,7 +6,8 @@ import pyarrow as pa
 
 # 2: + documents.vlm_*, pages.strategy, fields.agrees_with_local, fields.confidence_raw (additive).
 # 3: + documents.credit_note (additive); runs may be quarantined by the batch gate.
-CONTRACT_VERSION = "3"
+# 4: + fields.method (additive).
+CONTRACT_VERSION = "4"
 
 _TS = pa.timestamp("us", tz="UTC")
 # Line-item numbers are exact decimals in the warehouse, never floats.
@@ -65,6 +66,7 @@ TABLES: dict[str, pa.Schema] = {
         ("grounded", pa.bool_()),
         ("source", pa.string()),
         ("agrees_with_local", pa.bool_()),
+        ("method", pa.string()),  # how the value was found; calibration keys on it
         ("run_id", pa.string()),
     ]),
     "line_items": pa.schema([

@@ -23,7 +23,7 @@ def _field(doc_id: str, name: str, value: str) -> dict:
             "confidence": 0.7, "page": 1, "bbox": [0.1, 0.1, 0.2, 0.12], "run_id": "r1"}
 
 
-FIELDS = {"vendor_name": "ACME GmbH", "invoice_date": "2026-10-01", "subtotal": "100.00", "tax": "19.00",
+FIELDS = {"vendor_name": "ACME GmbH", "vendor_address": "Hauptstr. 1, 10115 Berlin", "invoice_date": "2026-10-01", "subtotal": "100.00", "tax": "19.00",
           "total": "191.00", "currency": "EUR"}
 
 

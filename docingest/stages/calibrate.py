@@ -35,14 +35,20 @@ def _bucket_index(confidence: float) -> int:
     return len(BUCKET_EDGES) - 2
 
 
-def calibrated(table: CalibrationTable, field_name: str, source: str, raw: float) -> float:
+def calibrated(table: CalibrationTable, field_name: str, source: str, raw: float,
+               method: str | None = None) -> float:
+    """The measured share right for values found the same way, else for all values of the
+    field from that source, else the raw confidence capped below the acceptance bar."""
     if source not in table.sources():
         return raw
-    buckets = table.entries.get(CalibrationTable.key(field_name, source))
-    if buckets:
-        b = buckets[_bucket_index(raw)]
-        if b.n >= table.min_count:
-            return round((b.right + 1) / (b.n + 2), 4)
+    keys = ([CalibrationTable.key(field_name, source, method)] if method else []) + [
+        CalibrationTable.key(field_name, source)]
+    for key in keys:
+        buckets = table.entries.get(key)
+        if buckets:
+            b = buckets[_bucket_index(raw)]
+            if b.n >= table.min_count:
+                return round((b.right + 1) / (b.n + 2), 4)
     return round(min(raw, UNMEASURED_CAP), 4)
 
 
@@ -52,16 +58,20 @@ def calibrate_extraction(extraction: Extraction, table: CalibrationTable | None)
         if value.confidence_raw is None:
             value.confidence_raw = value.confidence
         if table is not None:
-            value.confidence = calibrated(table, value.field_name, value.source.value, value.confidence_raw)
+            value.confidence = calibrated(table, value.field_name, value.source.value, value.confidence_raw,
+                                          value.method)
 
 
-def fit_table(observations: Iterable[tuple[str, str, float, bool]], fitted_on: str) -> CalibrationTable:
-    """``observations``: (field_name, source, raw confidence, right) for labelled values."""
+def fit_table(observations: Iterable[tuple[str, str, float, bool, str | None]], fitted_on: str) -> CalibrationTable:
+    """``observations``: (field_name, source, raw confidence, right, method) for labelled values;
+    each counts for its method's entry and for the field's pooled entry."""
     counts: dict[str, list[list[int]]] = defaultdict(lambda: [[0, 0] for _ in BUCKET_EDGES[:-1]])
-    for field_name, source, raw, right in observations:
-        cell = counts[CalibrationTable.key(field_name, source)][_bucket_index(raw)]
-        cell[0] += 1
-        cell[1] += int(right)
+    for field_name, source, raw, right, method in observations:
+        keys = {CalibrationTable.key(field_name, source), CalibrationTable.key(field_name, source, method)}
+        for key in keys:
+            cell = counts[key][_bucket_index(raw)]
+            cell[0] += 1
+            cell[1] += int(right)
     entries = {
         key: [Bucket(low=BUCKET_EDGES[i], high=min(1.0, BUCKET_EDGES[i + 1]), n=n, right=r)
               for i, (n, r) in enumerate(cells)]

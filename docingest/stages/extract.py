@@ -38,6 +38,7 @@ class Candidate:
     end: int
     how: float  # SAME_LINE, NEXT_LINE or FALLBACK
     context: str | None = None  # text to ground against when the value spans several lines
+    method: str | None = None  # how it was found; calibration keys on it
 
     def to_value(self, name: str, key: str | None = None, scale: float = 1.0) -> ExtractedValue:
         ocr_conf = self.line.confidence(self.start, self.end)
@@ -46,6 +47,7 @@ class Candidate:
             confidence=round(max(0.0, min(1.0, self.how * ocr_conf * scale)), 4),
             page=self.line.page, bbox=self.line.bbox(self.start, self.end),
             grounded=is_grounded(self.raw, self.context or self.line.text), source=self.line.source, key=key,
+            method=self.method,
         )
 
 
@@ -304,9 +306,16 @@ def _financial(lines: list[Line], doc_type: DocType) -> Extraction:
     on_number_line = [c for c in issued_cands if (_INVOICE_NUMBER_LABEL.search(c.line.text)
                       or re.search(r"(?i)(rechnung|invoice|facture)\b", c.line.text))
                       and not _ORDER_WORD.search(c.line.text)]
-    issued = (explicit or on_number_line or _dated_number_line(lines, find_date) or issued_cands or [None])[0]
+    issued = None
+    for group, method in ((explicit, "issue_label"), (on_number_line, "number_line"),
+                          (_dated_number_line(lines, find_date), "number_line"), (issued_cands, "date_label")):
+        if group:
+            issued, issued.method = group[0], method
+            break
     if issued is None:
         issued = _first_date(lines, find_date, exclude=due)
+        if issued is not None:
+            issued.method = "first_date"
     if issued is not None:
         values.append(issued.to_value("invoice_date"))
     if due is not None:
@@ -316,8 +325,13 @@ def _financial(lines: list[Line], doc_type: DocType) -> Extraction:
         values.extend(period)
 
     # The invoice's own number before any other number the document carries (order, contract).
-    number = best(_after_label(lines, _INVOICE_NUMBER_LABEL, _id_finder)) or best(
-        _after_label(lines, _LABEL_RE["invoice_number"], _id_finder))
+    number = best(_after_label(lines, _INVOICE_NUMBER_LABEL, _id_finder))
+    if number is not None:
+        number.method = "invoice_label"
+    else:
+        number = best(_after_label(lines, _LABEL_RE["invoice_number"], _id_finder))
+        if number is not None:
+            number.method = "generic_label"
     if number is not None:
         values.append(number.to_value("invoice_number"))
 
@@ -331,6 +345,8 @@ def _financial(lines: list[Line], doc_type: DocType) -> Extraction:
     customer = buyer[0] if buyer else best(
         [c for c in _after_label(lines, _LABEL_RE["customer_name"], _name_finder)
          if c.how != SAME_LINE or _introduces_value(c)])
+    if customer is not None and not buyer:
+        customer.method = "label"
     if customer is None:
         customer = _recipient(lines)
     if customer is not None:
@@ -611,7 +627,7 @@ _SELLER_BLOCK = re.compile(
 _BUYER_BLOCK = re.compile(
     r"^(k[äa]ufer|buyer|bill\s*to|sold\s*to|invoice\s*to|rechnungsempf[äa]nger|kunde|customer|"
     r"acheteur|client|leistungsempf[äa]nger)(\s*/\s*[\w-]+)?\s*:?$", re.I)
-_BLOCK_SKIP = re.compile(r"^(name\s*:?$|(globale\s*)?nummer\b|number\b|kunden-?nr|customer\s*(no|id)|id\s*:)", re.I)
+_BLOCK_SKIP = re.compile(r"^(name\s*:?$|(globale\s*)?nummer\b|number\b|kunden-?nr|customer\s*(no|id)|id\s*:|gln\b)", re.I)
 _ADDRESS_START = re.compile(
     r"^anschrift\s*:|^address\s*:|^adresse\s*:|"
     r"\b[\w.-]*(str\.|straße|strasse|street|road|weg|allee|platz|gasse|avenue|ave\.|rue|chemin)\s*\d|"
@@ -648,21 +664,23 @@ def _party_block(lines: list[Line], header: re.Pattern[str]) -> tuple[Candidate,
                 # "Ansprechpartner: Max Mustermann" follows the name and is not part of it; the
                 # address may still follow ("Anschrift: ...").
                 continue
-            elif len(name_lines) < 3:
+            elif len(name_lines) < 3 and not (name_lines and _COMPANY_SUFFIX.search(name_lines[-1].text)):
                 name_lines.append(nxt)
+            elif name_lines and _COMPANY_SUFFIX.search(name_lines[-1].text):
+                continue  # "Taxi-Gast AG" / "Hans Mustermann": a contact person under the company
             else:
                 break
         if not name_lines:
             continue
         name_text = " ".join(re.sub(r"^name\s*:\s*", "", l.text, flags=re.I) for l in name_lines).strip()
         name = Candidate(name_text, name_text, name_lines[0], 0, len(name_lines[0].text), SAME_LINE,
-                         context=" ".join(l.text for l in name_lines))
+                         context=" ".join(l.text for l in name_lines), method="party_block")
         address = None
         if address_lines:
             joined = " ".join(re.sub(r"^(anschrift|address|adresse)\s*:\s*", "", l.text, flags=re.I)
                               for l in address_lines).strip()
             address = Candidate(joined, joined, address_lines[0], 0, len(address_lines[0].text),
-                                NEXT_LINE, context=" ".join(l.text for l in address_lines))
+                                NEXT_LINE, context=" ".join(l.text for l in address_lines), method="party_block")
         return name, address
     return None
 
@@ -679,7 +697,8 @@ def _sender_line(page_lines: list[Line]) -> Candidate | None:
     for line in page_lines:
         m = _SENDER_LINE.match(line.text)
         if m and _COMPANY_SUFFIX.search(m.group(1)):
-            return Candidate(m.group(1).strip(), m.group(1).strip(), line, 0, m.end(1), NEXT_LINE)
+            return Candidate(m.group(1).strip(), m.group(1).strip(), line, 0, m.end(1), NEXT_LINE,
+                             method="sender_line")
     return None
 
 
@@ -694,7 +713,7 @@ def _recipient(lines: list[Line]) -> Candidate | None:
     # The seller's own name again is its letterhead, not a recipient.
     if after and _name_like(after[0].text) and sender.raw not in after[0].text:
         text = after[0].text.strip()
-        return Candidate(text, text, after[0], 0, len(after[0].text), NEXT_LINE)
+        return Candidate(text, text, after[0], 0, len(after[0].text), NEXT_LINE, method="recipient")
     return None
 
 
@@ -706,7 +725,7 @@ def _sender_address(sender: Candidate) -> Candidate | None:
     start = sender.line.text.index(parts[0], sender.end)
     joined = ", ".join(parts)
     return Candidate(joined, clean_address(joined), sender.line, start, len(sender.line.text), NEXT_LINE,
-                     context=sender.line.text)
+                     context=sender.line.text, method="sender_line")
 
 
 def _name_like(text: str) -> bool:
@@ -726,7 +745,7 @@ def _vendor(lines: list[Line]) -> tuple[Candidate, Candidate | None] | None:
                                                 else lines[c.line.index - 1].text)]
     if labelled:
         c = labelled[0]
-        c.how = min(c.how, 0.7)
+        c.how, c.method = min(c.how, 0.7), "label"
         return c, None
     first_page = [l for l in lines if l.page == lines[0].page] if lines else []
     head = first_page[:10]
@@ -768,7 +787,8 @@ def _vendor(lines: list[Line]) -> tuple[Candidate, Candidate | None] | None:
             text = f"{text} {head[i + 1].text.strip()}"
             context = text
             i += 1
-        name = Candidate(text, text, line, 0, len(line.text), how, context=context)
+        method = "letterhead_company" if i in suffixed[:1] else "letterhead_top"
+        name = Candidate(text, text, line, 0, len(line.text), how, context=context, method=method)
         address_lines = []
         for nxt in first_page[i + 1: i + 7]:
             if (_REGISTRATION.match(nxt.text) or clean_address(nxt.text) is None) and not address_lines:
@@ -780,7 +800,7 @@ def _vendor(lines: list[Line]) -> tuple[Candidate, Candidate | None] | None:
         if address_lines:
             joined = " ".join(l.text for l in address_lines)
             address = Candidate(joined, clean_address(joined), address_lines[0], 0,
-                                len(address_lines[0].text), FALLBACK, context=joined)
+                                len(address_lines[0].text), FALLBACK, context=joined, method=method)
         return name, address
     return None
 
