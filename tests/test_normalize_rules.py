@@ -175,6 +175,10 @@ def test_company_names_undo_typical_ocr_confusions(text, expected):
     ("BRNo.:(124525-H) NO19-G", "NO19-G"), ("(Co.No.113825-W)", None),
     ("L0T 1851-A, 8110O JOHOR", "LOT 1851-A, 81100 JOHOR"), ("Leve1 6, Peta1ing Jaya", "Level 6, Petaling Jaya"),
     ("12345 Musterstadt", "12345 Musterstadt"), ("D-10115 Berlin", "D-10115 Berlin"),
+    # A shop name before the street and ids after it are not the address; commas keep a prefix.
+    ("IKEA Cheras No 2A Jalan Cochrane 55100 KUALA LUMPUR GSTNo.:0001", "No 2A Jalan Cochrane 55100 KUALA LUMPUR"),
+    ("S117, Second Floor, Aeon City, 1, Jalan Desa", "S117, Second Floor, Aeon City, 1, Jalan Desa"),
+    ("Musterstr. 12, 12345 Musterstadt Telefon: +49 1234", "Musterstr. 12, 12345 Musterstadt"),
 ])
 def test_addresses_lose_registration_numbers_and_ocr_digit_confusions(text, expected):
     from docingest.stages.normalize import clean_address
@@ -195,3 +199,16 @@ def test_issue_dates_read_the_document_s_own_date_order_and_number_line(lines, e
 
     date = extract_fields([_receipt_page(lines)], DocType.INVOICE).get("invoice_date")
     assert date is not None and date.value == expected
+
+
+def test_calibration_uses_the_method_entry_and_falls_back_to_the_pooled_field():
+    from docingest.stages.calibrate import calibrated, fit_table
+
+    obs = [("invoice_number", "text_layer", 0.9, True, "invoice_label")] * 20
+    obs += [("invoice_number", "text_layer", 0.9, i % 2 == 0, "generic_label") for i in range(20)]
+    obs += [("invoice_number", "text_layer", 0.9, True, "rare")] * 3
+    table = fit_table(obs, "test")
+    assert calibrated(table, "invoice_number", "text_layer", 0.9, "invoice_label") == round(21 / 22, 4)
+    assert calibrated(table, "invoice_number", "text_layer", 0.9, "generic_label") == round(11 / 22, 4)
+    # Too few values found that way: the field's pooled entry (33 right of 43) speaks.
+    assert calibrated(table, "invoice_number", "text_layer", 0.9, "rare") == round(34 / 45, 4)

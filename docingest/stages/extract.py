@@ -388,12 +388,12 @@ def _dated_number_line(lines: list[Line], find_date) -> list[Candidate]:
         if hits:
             s, e, value = hits[0]
             return [Candidate(rest[s:e], value, line, m.end() + s, m.end() + e, SAME_LINE)]
-        if re.search(r"(?i)\b(vom|von|du|dated|of)\s*$", line.text):
-            nxt = [l for l in lines if l.index == line.index + 1 and l.page == line.page]
-            hits = find_date(nxt[0].text) if nxt else []
+        if re.search(r"(?i)\b(vom|von|du|dated|of)\s*$", line.text) and line.index + 1 < len(lines):
+            nxt = lines[line.index + 1]  # a line's index is its position in ``lines``
+            hits = find_date(nxt.text) if nxt.page == line.page else []
             if hits:
                 s, e, value = hits[0]
-                return [Candidate(nxt[0].text[s:e], value, nxt[0], s, e, NEXT_LINE)]
+                return [Candidate(nxt.text[s:e], value, nxt, s, e, NEXT_LINE)]
     return []
 
 
@@ -433,9 +433,7 @@ def _reconcile_total(lines: list[Line], total: Candidate | None, subtotal: Candi
     printed amount that agrees (totals lines first), or by its own digits read with the decimal
     point OCR dropped ("TOTAL 700" for 7.00)."""
     evidence: list[tuple[Decimal, bool]] = []  # (amount, from payment)
-    # Till amounts print their cents; "Cashier: cash3" is a name, not a payment.
-    payment = next((c for c in _after_label(lines, _PAYMENT, _amount_finder) if re.search(r"[.,]\d\d$", c.raw)), None)
-    change = next((c for c in _after_label(lines, _CHANGE, _amount_finder) if re.search(r"[.,]\d\d$", c.raw)), None)
+    payment, change = _till_amount(lines, _PAYMENT), _till_amount(lines, _CHANGE)
     if payment is not None and change is not None:
         # Tills print "Cash -50.00": the sign is layout, not a refund.
         paid = abs(Decimal(payment.value)) - abs(Decimal(change.value))
@@ -479,6 +477,11 @@ def _reconcile_total(lines: list[Line], total: Candidate | None, subtotal: Candi
     return total
 
 
+def _till_amount(lines: list[Line], label: re.Pattern[str]) -> Candidate | None:
+    """The first amount with cents after the label: "Cashier: cash3" is a name, not a payment."""
+    return next((c for c in _after_label(lines, label, _amount_finder) if re.search(r"[.,]\d\d$", c.raw)), None)
+
+
 _ROUNDING_ADJ = re.compile(r"(?i)round\w*\s*(?:adj\w*|amount|amt)?")
 
 
@@ -493,7 +496,7 @@ def _rounded_total(lines: list[Line], total: Candidate, evidence: list[tuple[Dec
     targets = [chosen + Decimal(adj.value) for adj in _after_label(lines, _ROUNDING_ADJ, _amount_finder)
                if 0 < abs(Decimal(adj.value)) < _ROUNDING_STEP]
     targets += [e for e, from_payment in evidence if from_payment and 0 < abs(e - chosen) < _ROUNDING_STEP]
-    below = [line for line in lines if line.index >= total.line.index]
+    below = lines[total.line.index:]
     for target in targets:
         printed = [
             Candidate(line.text[s:end], format_amount(v), line, s, end, SAME_LINE)
@@ -664,10 +667,10 @@ def _party_block(lines: list[Line], header: re.Pattern[str]) -> tuple[Candidate,
                 # "Ansprechpartner: Max Mustermann" follows the name and is not part of it; the
                 # address may still follow ("Anschrift: ...").
                 continue
-            elif len(name_lines) < 3 and not (name_lines and _COMPANY_SUFFIX.search(name_lines[-1].text)):
-                name_lines.append(nxt)
             elif name_lines and _COMPANY_SUFFIX.search(name_lines[-1].text):
                 continue  # "Taxi-Gast AG" / "Hans Mustermann": a contact person under the company
+            elif len(name_lines) < 3:
+                name_lines.append(nxt)
             else:
                 break
         if not name_lines:
@@ -709,11 +712,13 @@ def _recipient(lines: list[Line]) -> Candidate | None:
     sender = _sender_line(first_page)
     if sender is None:
         return None
-    after = [l for l in first_page if l.index == sender.line.index + 1]
+    if sender.line.index + 1 >= len(first_page):
+        return None
+    after = first_page[sender.line.index + 1]  # the first page's lines start the document
     # The seller's own name again is its letterhead, not a recipient.
-    if after and _name_like(after[0].text) and sender.raw not in after[0].text:
-        text = after[0].text.strip()
-        return Candidate(text, text, after[0], 0, len(after[0].text), NEXT_LINE, method="recipient")
+    if _name_like(after.text) and sender.raw not in after.text:
+        text = after.text.strip()
+        return Candidate(text, text, after, 0, len(after.text), NEXT_LINE, method="recipient")
     return None
 
 
