@@ -39,6 +39,7 @@ class Candidate:
     how: float  # SAME_LINE, NEXT_LINE or FALLBACK
     context: str | None = None  # text to ground against when the value spans several lines
     method: str | None = None  # how it was found; calibration keys on it
+    label: str = ""  # the label text it was read after, if any
 
     def to_value(self, name: str, key: str | None = None, scale: float = 1.0) -> ExtractedValue:
         ocr_conf = self.line.confidence(self.start, self.end)
@@ -154,7 +155,8 @@ def _after_label(lines: list[Line], label: re.Pattern[str], finder, exclude=None
             hits = finder(rest)
             if hits:
                 s, e, value = hits[0]
-                out.append(Candidate(rest[s:e], value, line, m.end() + s, m.end() + e, SAME_LINE))
+                out.append(Candidate(rest[s:e], value, line, m.end() + s, m.end() + e, SAME_LINE,
+                                     label=m.group(0)))
                 continue
             if not rest.strip(" :.#-"):
                 # A label alone on its line: its value is beside it or under it on the page.
@@ -167,7 +169,7 @@ def _after_label(lines: list[Line], label: re.Pattern[str], finder, exclude=None
                     hits = finder(nxt.text)
                     if hits:
                         s, e, value = hits[0]
-                        out.append(Candidate(nxt.text[s:e], value, nxt, s, e, NEXT_LINE))
+                        out.append(Candidate(nxt.text[s:e], value, nxt, s, e, NEXT_LINE, label=m.group(0)))
                         break
     return out
 
@@ -331,7 +333,10 @@ def _financial(lines: list[Line], doc_type: DocType) -> Extraction:
     else:
         number = best(_after_label(lines, _LABEL_RE["invoice_number"], _id_finder))
         if number is not None:
-            number.method = "generic_label"
+            # An order or contract number stands in for the invoice's own number; how often it
+            # is the one wanted differs from a bare "Nr.", so calibration tells them apart.
+            kind = re.match(r"(?i)(order|contract)", number.label.strip())
+            number.method = f"{kind.group(1).lower()}_label" if kind else "generic_label"
     if number is not None:
         values.append(number.to_value("invoice_number"))
 
@@ -636,6 +641,11 @@ _ADDRESS_START = re.compile(
     r"\b[\w.-]*(str\.|straße|strasse|street|road|weg|allee|platz|gasse|avenue|ave\.|rue|chemin)\s*\d|"
     r"^\d+[a-z]?\s+\w+.*\b(street|st|road|rd|avenue|ave|blvd|lane|ln|drive|dr|way)\b\.?|"
     r"^([A-Z]{2}[\s-]?)?\d{4,5}\s+\w+|^(postfach|p\.?o\.?\s*box)\b", re.I)
+# A column of form labels under a role word ("Buyer / Salesperson / Product / Brand") is a label
+# column whose values are printed elsewhere, not a party: a label is never a name.
+_FORM_LABEL = re.compile(
+    r"^(salesperson|product|brand|agency|advertiser|estimate(/hl)?|comments?|contract|terms|period|"
+    r"acct\s*types?|bill\s*type|co-?op|special\s*handling|demo|revision|[\w/ -]{1,25}:)\s*:?$", re.I)
 _BLOCK_END = re.compile(r"\b(ust|vat|tel|telefon|fon|mobil|phone|fax|e-?mail|www\.|iban|bic|tax\s*id)\b|steuer", re.I)
 
 
@@ -673,7 +683,7 @@ def _party_block(lines: list[Line], header: re.Pattern[str]) -> tuple[Candidate,
                 name_lines.append(nxt)
             else:
                 break
-        if not name_lines:
+        if not name_lines or _FORM_LABEL.match(name_lines[0].text.strip()):
             continue
         name_text = " ".join(re.sub(r"^name\s*:\s*", "", l.text, flags=re.I) for l in name_lines).strip()
         name = Candidate(name_text, name_text, name_lines[0], 0, len(name_lines[0].text), SAME_LINE,
