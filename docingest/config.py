@@ -112,6 +112,10 @@ class RoutingThresholds(BaseModel):
     min_classification_confidence: float = Field(default=0.6, ge=0, le=1)
     # Confidences are calibrated (docingest.stages.calibrate): 0.9 means about 9 in 10 right.
     min_field_confidence: float = Field(default=0.9, ge=0, le=1)
+    # An optional field below the bar (a due date, a service period) is withheld instead of
+    # sending a document whose required fields all pass to review: the value stays in the
+    # ``fields`` table with ``withheld = true`` and is left out of the curated table.
+    withhold_optional_fields: bool = True
     # Amount tolerance for total = subtotal + tax and total = sum(lines).
     amount_tolerance: float = Field(default=0.02, ge=0)
 

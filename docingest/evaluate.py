@@ -217,11 +217,16 @@ def score(labels: list[dict[str, Any]], documents: list[dict[str, Any]],
         for p in d["source_paths"] or [d["source_path"]]:
             docs_by_path[str(Path(p).resolve())] = d
     preds: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
+    # What an accepted document asserts: its values without the withheld ones. A labelled
+    # field that was withheld is missing from the output, so the document is not all right.
+    asserted: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
     for f in fields:
         value = f["value"] if f["value"] is not None else f["value_raw"]
         if f["field_name"] == "key_values":
             value = f"{f['key']}={f['value_raw']}"
         preds[f["doc_id"]][f["field_name"]].append(value)
+        if not f.get("withheld"):
+            asserted[f["doc_id"]][f["field_name"]].append(value)
 
     labelled_fields: dict[str, set[str]] = defaultdict(set)
     for label in labels:
@@ -251,7 +256,9 @@ def score(labels: list[dict[str, Any]], documents: list[dict[str, Any]],
             field_counts.setdefault(name, Counts()).add(c)
             set_field_counts[label["source_set"]][name].add(c)
         if status == "accepted":
-            s["accepted_right"] += int(all_right and (type_right or not label.get("classify")))
+            _, all_asserted_right = _score_document(
+                _expected_values(label), asserted.get(doc["doc_id"], {}), labelled_fields[label["source_set"]])
+            s["accepted_right"] += int(all_right and all_asserted_right and (type_right or not label.get("classify")))
 
     per_set = {}
     totals = defaultdict(int)

@@ -22,7 +22,7 @@ from docingest.stages.classify import classify_document
 from docingest.stages.extract import extract_fields
 from docingest.stages.prepare import encode_jpeg, preprocess_page_image, validate_page_image
 from docingest.stages.render import OpenDocument, open_document
-from docingest.stages.route import route_document
+from docingest.stages.route import route_document, withhold_unverified
 from docingest.stages.rules import apply_rules
 from docingest.stages.strategy import PagePlan, plan_pages
 from docingest.stages.vlm_fields import combine, compare_with_local, page_values, vlm_classification
@@ -81,6 +81,7 @@ def process_document(source: SourceDocument, settings: Settings, engines: Engine
             stage=Stage.EXTRACT if result.classification else Stage.RENDER,
             kind="internal_error", message=f"{type(exc).__name__}: {exc}",
         ))
+    withhold_unverified(result.extraction, settings.routing)
     result.status, result.review_reasons = route_document(
         result.classification, result.extraction, result.rule_results, result.errors,
         settings.routing, extra_reasons=["budget_exhausted"] if result.budget_exhausted else [],

@@ -73,7 +73,7 @@ def rows_for(results: list[DocumentResult], run_id: str) -> dict[str, list[dict[
                     "confidence": v.confidence, "confidence_raw": v.confidence_raw, "page": v.page,
                     "bbox": list(v.bbox) if v.bbox else None, "grounded": v.grounded,
                     "source": v.source.value, "agrees_with_local": v.agrees_with_local,
-                    "method": v.method, "run_id": run_id,
+                    "method": v.method, "withheld": v.withheld, "run_id": run_id,
                 })
             for li in r.extraction.line_items:
                 rows["line_items"].append({

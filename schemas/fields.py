@@ -41,14 +41,17 @@ _FINANCIAL = [
     # Tax invoices and till receipts must print the seller's address (EU VAT, GST rules): one
     # that was not found is a document to look at, not an empty column to load.
     FieldSpec(name="vendor_address", kind=FieldKind.TEXT, description="Seller postal address", required=True),
-    FieldSpec(name="invoice_number", kind=FieldKind.ID, description="Invoice or document number"),
+    # A tax invoice must print its number and the customer (EU VAT Directive art. 226); a
+    # due date, a service period or a subtotal may be absent.
+    FieldSpec(name="invoice_number", kind=FieldKind.ID, description="Invoice or document number",
+              required=True),
     FieldSpec(name="invoice_date", kind=FieldKind.DATE, description="Issue date", required=True),
     FieldSpec(name="due_date", kind=FieldKind.DATE, description="Payment due date"),
     FieldSpec(name="currency", kind=FieldKind.CURRENCY, description="ISO-4217 currency code"),
     FieldSpec(name="subtotal", kind=FieldKind.AMOUNT, description="Total before tax"),
     FieldSpec(name="tax", kind=FieldKind.AMOUNT, description="Total tax amount"),
     FieldSpec(name="total", kind=FieldKind.AMOUNT, description="Grand total payable", required=True),
-    FieldSpec(name="customer_name", kind=FieldKind.TEXT, description="Buyer / bill-to name"),
+    FieldSpec(name="customer_name", kind=FieldKind.TEXT, description="Buyer / bill-to name", required=True),
     FieldSpec(name="period_start", kind=FieldKind.DATE, description="Service or flight period start"),
     FieldSpec(name="period_end", kind=FieldKind.DATE, description="Service or flight period end"),
 ]

@@ -144,6 +144,9 @@ class ExtractedValue(BaseModel):
     # How the local extractor found the value ("party_block", "invoice_label", ...): the
     # calibration table keys on it, because the ways of finding a field differ in reliability.
     method: str | None = None
+    # An optional field below the acceptance bar on a document of a type with required fields:
+    # kept here for inspection and review, but not asserted (docingest.stages.route).
+    withheld: bool = False
 
 
 class LineItem(BaseModel):

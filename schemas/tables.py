@@ -7,7 +7,7 @@ import pyarrow as pa
 # 2: + documents.vlm_*, pages.strategy, fields.agrees_with_local, fields.confidence_raw (additive).
 # 3: + documents.credit_note (additive); runs may be quarantined by the batch gate.
 # 4: + fields.method (additive).
-CONTRACT_VERSION = "4"
+CONTRACT_VERSION = "5"
 
 _TS = pa.timestamp("us", tz="UTC")
 # Line-item numbers are exact decimals in the warehouse, never floats.
@@ -67,6 +67,7 @@ TABLES: dict[str, pa.Schema] = {
         ("source", pa.string()),
         ("agrees_with_local", pa.bool_()),
         ("method", pa.string()),  # how the value was found; calibration keys on it
+        ("withheld", pa.bool_()),  # below the bar and optional: read, but not asserted
         ("run_id", pa.string()),
     ]),
     "line_items": pa.schema([
@@ -140,7 +141,7 @@ CURATED_TABLES: dict[str, pa.Schema] = {
         ("confidence_original", pa.float64()),
         ("page", pa.int32()),
         ("bbox", _BBOX),
-        ("change", pa.string()),  # unchanged | corrected | added | removed
+        ("change", pa.string()),  # unchanged | corrected | added | removed | withheld
         ("source", pa.string()),  # extraction | review
         ("decision_id", pa.string()),
         ("extraction_run_id", pa.string()),

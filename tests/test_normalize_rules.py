@@ -49,7 +49,8 @@ def _v(name, value, conf=0.95, grounded=True):
 
 def _invoice(**overrides):
     values = {"vendor_name": "Acme", "vendor_address": "1 Main St, Springfield", "invoice_date": "2025-01-02", "total": "110.00",
-              "subtotal": "100.00", "tax": "10.00", "currency": "EUR"}
+              "subtotal": "100.00", "tax": "10.00", "currency": "EUR", "invoice_number": "INV-7",
+              "customer_name": "Globex"}
     values.update(overrides)
     return Extraction(doc_type=DocType.INVOICE,
                       values=[_v(k, v) for k, v in values.items() if v is not None])
@@ -212,3 +213,82 @@ def test_calibration_uses_the_method_entry_and_falls_back_to_the_pooled_field():
     assert calibrated(table, "invoice_number", "text_layer", 0.9, "generic_label") == round(11 / 22, 4)
     # Too few values found that way: the field's pooled entry (33 right of 43) speaks.
     assert calibrated(table, "invoice_number", "text_layer", 0.9, "rare") == round(34 / 45, 4)
+
+
+def test_optional_fields_below_the_bar_are_withheld_required_ones_send_to_review():
+    from docingest.stages.route import withhold_unverified
+
+    th = RoutingThresholds()
+    cls = Classification(doc_type=DocType.INVOICE, confidence=0.95)
+    ex = _invoice()
+    ex.values.append(_v("due_date", "2025-02-01", conf=0.85))
+    assert withhold_unverified(ex, th) == ["due_date"]
+    assert route_document(cls, ex, apply_rules(ex, th, TODAY), [], th) == (Status.ACCEPTED, [])
+
+    ex = _invoice()
+    ex.values = [v for v in ex.values if v.field_name != "customer_name"] + [_v("customer_name", "Globex", conf=0.8)]
+    assert withhold_unverified(ex, th) == []
+    status, reasons = route_document(cls, ex, apply_rules(ex, th, TODAY), [], th)
+    assert status == Status.NEEDS_REVIEW and reasons == ["low_field_confidence:customer_name:0.80"]
+
+    # Forms have no required fields: their key/values are the document and are never withheld.
+    form = Extraction(doc_type=DocType.FORM, values=[
+        ExtractedValue(field_name="key_values", key="Name", value_raw="x", value="x", confidence=0.5, grounded=True)])
+    assert withhold_unverified(form, th) == [] and not form.values[0].withheld
+    # Switched off, the strict routing reviews every low field.
+    ex = _invoice()
+    ex.values.append(_v("due_date", "2025-02-01", conf=0.85))
+    strict = RoutingThresholds(withhold_optional_fields=False)
+    assert withhold_unverified(ex, strict) == []
+    assert route_document(cls, ex, apply_rules(ex, strict, TODAY), [], strict)[0] == Status.NEEDS_REVIEW
+
+
+def test_an_accepted_document_with_a_withheld_labelled_field_is_not_counted_right(tmp_path):
+    from docingest.evaluate import score
+
+    label = {"id": "x", "path": "x.pdf", "source_set": "s", "doc_type": "invoice", "classify": True,
+             "fields": {"total": "10.00", "due_date": "2025-02-01"}}
+    doc = {"doc_id": "d", "source_path": str(tmp_path / "x.pdf"), "source_paths": None,
+           "status": "accepted", "doc_type": "invoice"}
+
+    def field(name, value, withheld):
+        return {"doc_id": "d", "field_name": name, "key": None, "value": value, "value_raw": value,
+                "withheld": withheld}
+
+    for withheld, right in ((False, 1.0), (True, 0.0)):
+        fields = [field("total", "10.00", False), field("due_date", "2025-02-01", withheld)]
+        overall, _, _, _ = score([label], [doc], fields, tmp_path)
+        assert overall["accepted_precision"] == right
+
+
+@pytest.mark.parametrize("lines, expected", [
+    # The amount alone on the next line, a four-decimal unit price, a unit and a tax rate.
+    (["Beschreibung Nettopreis Menge Steuersatz Nettobetrag", "1 Trennblätter A4 9,9000 20 Stk 19 %", "198,00",
+      "Umsatzsteuer (S) 198,00 19 37,62"], [("Trennblätter A4", "20", "9.90", "198.00")]),
+    # The quantity printed before the description.
+    (["Menge Produkt USt. Preis Gesamtbetrag", "400,00 Luftballon: Bunt, ca. 500ml 19% 0,79 € 316,00 €",
+      "Nettobetrag: 316,00 €"], [("Luftballon: Bunt, ca. 500ml", "400", "0.79", "316.00")]),
+    # A row of numbers only: its description is printed above it.
+    (["Beschreibung Nettopreis Menge USt. Betrag", "Trennblätter", "A4", "9,9000 20 Stk 19 % 198,00",
+      "Summe 198,00"], [("Trennblätter A4", "20", "9.90", "198.00")]),
+    (["Description Qty Unit Amount", "Widget 2 x 4.50 9.00", "Total 9.00"], [("Widget", "2", "4.50", "9.00")]),
+])
+def test_line_items_read_quantity_price_and_amount(lines, expected):
+    from docingest.stages.extract import extract_fields
+    from schemas.fields import DocType
+
+    items = extract_fields([_receipt_page(lines)], DocType.INVOICE).line_items
+    assert [(i.description, i.quantity, i.unit_price, i.amount) for i in items] == expected
+
+
+def test_a_column_of_form_labels_is_no_customer_and_an_order_number_says_so():
+    from docingest.stages.extract import extract_fields
+    from schemas.fields import DocType
+
+    ex = extract_fields([_receipt_page(["WXYZ Television", "Buyer", "Salesperson", "Product", "Brand",
+                                        "Order #: 123456", "Total 10.00"])], DocType.INVOICE)
+    assert ex.get("customer_name") is None or ex.get("customer_name").value_raw != "Salesperson"
+    assert ex.get("invoice_number").method == "order_label"
+    ex = extract_fields([_receipt_page(["Rechnungswährung : GBP", "Kurs 1 EUR = 0,88 GBP", "Betrag 10,00 €",
+                                        "Summe 20,00 €"])], DocType.INVOICE)
+    assert ex.get("currency").value == "GBP" and ex.get("currency").method == "currency_label"

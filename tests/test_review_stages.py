@@ -24,7 +24,7 @@ def _field(doc_id: str, name: str, value: str) -> dict:
 
 
 FIELDS = {"vendor_name": "ACME GmbH", "vendor_address": "Hauptstr. 1, 10115 Berlin", "invoice_date": "2026-10-01", "subtotal": "100.00", "tax": "19.00",
-          "total": "191.00", "currency": "EUR"}
+          "total": "191.00", "currency": "EUR", "invoice_number": "R-1", "customer_name": "Kunde AG"}
 
 
 def _decision(doc_id: str, action: ReviewAction, **changes) -> ReviewDecision:

@@ -39,9 +39,12 @@ def merge_reviews(
             status = CuratedStatus.REJECTED if decision else CuratedStatus(doc["status"])
             reasons = ["rejected_by_reviewer"] if decision else list(doc["review_reasons"] or [])
             for f in original:
+                # A withheld value was read but not asserted: the curated table leaves it empty.
+                withheld = bool(f.get("withheld")) and decision is None
                 out["fields"].append(_field_row(
                     base, doc, doc["doc_type"], decision, f, name=f["field_name"], key=f["key"],
-                    value=f["value"], value_raw=f["value_raw"], change="unchanged",
+                    value=None if withheld else f["value"], value_raw=f["value_raw"],
+                    change="withheld" if withheld else "unchanged",
                     source=REVIEW_SOURCE if decision else "extraction"))
             for r in rows.get("rule_results", []):
                 out["rule_results"].append({**base, **{k: r[k] for k in ("rule_id", "severity", "passed", "message")},

@@ -22,6 +22,7 @@ from docingest.stages.normalize import (
     find_amounts,
     find_dates,
     format_amount,
+    parse_number,
 )
 from schemas.fields import DocType
 from schemas.records import ExtractedValue, Extraction, LineItem, PageText
@@ -349,7 +350,7 @@ def _financial(lines: list[Line], doc_type: DocType) -> Extraction:
     buyer = _party_block(lines, _BUYER_BLOCK)
     customer = buyer[0] if buyer else best(
         [c for c in _after_label(lines, _LABEL_RE["customer_name"], _name_finder)
-         if c.how != SAME_LINE or _introduces_value(c)])
+         if (c.how != SAME_LINE or _introduces_value(c)) and not _FORM_LABEL.match(c.raw.strip())])
     if customer is not None and not buyer:
         customer.method = "label"
     if customer is None:
@@ -396,9 +397,11 @@ def _dated_number_line(lines: list[Line], find_date) -> list[Candidate]:
         if re.search(r"(?i)\b(vom|von|du|dated|of)\s*$", line.text) and line.index + 1 < len(lines):
             nxt = lines[line.index + 1]  # a line's index is its position in ``lines``
             hits = find_date(nxt.text) if nxt.page == line.page else []
-            if hits:
+            if hits and hits[0][0] == 0:
+                # The sentence wrapped after "vom": the date is bound to the number as firmly
+                # as on one line.
                 s, e, value = hits[0]
-                return [Candidate(nxt.text[s:e], value, nxt, s, e, NEXT_LINE)]
+                return [Candidate(nxt.text[s:e], value, nxt, s, e, SAME_LINE)]
     return []
 
 
@@ -546,7 +549,7 @@ _PERIOD_LABELS = [
 
 
 def _period(lines: list[Line], dayfirst: bool) -> list[ExtractedValue]:
-    for label in _PERIOD_LABELS:
+    for label, kind in zip(_PERIOD_LABELS, ("service_label", "period_label", "from_label")):
         for i, line in enumerate(lines):
             m = label.search(line.text)
             if not m:
@@ -561,9 +564,13 @@ def _period(lines: list[Line], dayfirst: bool) -> list[ExtractedValue]:
                          if _plausible(d)]
                 if len(dates) >= 2 and dates[0][2] <= dates[1][2]:
                     (s1, e1, d1), (s2, e2, d2) = dates[:2]
+                    # Beside the label on its line, or in a neighbouring box of a form layout.
+                    method = kind if where is line else f"{kind}_beside"
                     return [
-                        Candidate(where.text[s1:e1], d1.isoformat(), where, s1, e1, NEXT_LINE).to_value("period_start"),
-                        Candidate(where.text[s2:e2], d2.isoformat(), where, s2, e2, NEXT_LINE).to_value("period_end"),
+                        Candidate(where.text[s1:e1], d1.isoformat(), where, s1, e1, NEXT_LINE,
+                                  method=method).to_value("period_start"),
+                        Candidate(where.text[s2:e2], d2.isoformat(), where, s2, e2, NEXT_LINE,
+                                  method=method).to_value("period_end"),
                     ]
     return []
 
@@ -577,17 +584,25 @@ def _currency(lines: list[Line]) -> Candidate | None:
         r"(?<![A-Za-z])([A-Z]{3})(?=\s?-?\d)"
     )
     sym_re = re.compile(r"(€|£|\$|¥|₹|\bRM(?=\s?\d))")
+    labelled: Candidate | None = None
     for line in lines:
         for m in code_re.finditer(line.text):
             group = 1 if m[1] else 2
             if m[group] in ISO_4217:
-                counts.setdefault(m[group], []).append(
-                    Candidate(m[group], m[group], line, m.start(group), m.end(group), SAME_LINE))
+                cand = Candidate(m[group], m[group], line, m.start(group), m.end(group), SAME_LINE)
+                counts.setdefault(m[group], []).append(cand)
+                if labelled is None and re.search(r"(?i)currency|w[äa]hrung|devise", line.text[:m.start(group)]):
+                    labelled = cand
         for m in sym_re.finditer(line.text):
             code = CURRENCY_SYMBOLS.get(m[1])
             if code:
                 counts.setdefault(code, []).append(
                     Candidate(m[1], code, line, m.start(1), m.end(1), NEXT_LINE))
+    if labelled is not None:
+        # "Rechnungswährung: GBP" names the invoice's currency even when other currencies are
+        # printed (a conversion note, a foreign bank account).
+        labelled.method = "currency_label"
+        return labelled
     if not counts:
         return None
     code = max(counts, key=lambda c: len(counts[c]))
@@ -823,62 +838,122 @@ def _vendor(lines: list[Line]) -> tuple[Candidate, Candidate | None] | None:
 _ITEM_HEADER = re.compile(r"\b(description|item|article|artikel|bezeichnung|qty|quantity|menge|désignation)\b", re.I)
 
 
+# Where an item table ends: its totals, or the tax breakdown printed under it.
+_ITEM_TABLE_END = re.compile(
+    r"(?i)\b(sub\s*-?total|total|summe|gesamt|netto|tax|vat|gst|mwst|ust)\b|umsatzsteuer|steueraufschl")
+# Words printed between an item's numbers: units ("20 Stk", "3 Std", "2 x") and currencies.
+_ITEM_UNIT = re.compile(
+    r"(?i)^(x|stk\.?|st\.?|stück|std\.?|h|hrs?|pcs?\.?|pce|ea|each|units?|kg|g|l|m|m2|m²|"
+    r"[$€£]|eur|usd|gbp|rm|myr)$")
+
+
 def _line_items(lines: list[Line]) -> list[LineItem]:
-    """Rows after an item header whose trailing amounts read qty x unit price = amount."""
+    """Rows after an item header: a description, then numbers of which two multiply to the
+    row's amount (quantity x unit price). The amount may sit alone on the next line."""
     items: list[LineItem] = []
     in_table = False
-    for line in lines:
+    for i, line in enumerate(lines):
         if _ITEM_HEADER.search(line.text) and len(find_amounts(line.text)) == 0:
             in_table = True
             continue
         if not in_table:
             continue
-        if re.search(r"(?i)\b(sub\s*-?total|total|summe|gesamt|netto|tax|vat|gst|mwst|ust)\b", line.text):
+        if _ITEM_TABLE_END.search(line.text):
             in_table = False
             continue
-        amounts = _trailing_amounts(line.text)
-        if len(amounts) < 2:
+        description, numbers = _item_row(line.text)
+        if not numbers:
             continue
-        description = line.text[:amounts[0][0]].strip(" -:x")
-        if not re.search(r"[A-Za-z]{3}", description):
+        nxt = lines[i + 1] if i + 1 < len(lines) else None
+        lone = parse_number(nxt.text.strip()) if nxt is not None and nxt.page == line.page else None
+        if lone is not None:
+            amount, factors = lone, numbers
+        elif len(numbers) >= 2:
+            amount, factors = numbers[-1], numbers[:-1]
+        else:
             continue
-        nums = [a[2] for a in amounts]
-        qty = unit = None
-        amount = nums[-1]
-        confidence = 0.5
-        if len(nums) >= 3 and abs(nums[-3] * nums[-2] - amount) <= Decimal("0.02"):
-            qty, unit = nums[-3], nums[-2]
-            confidence = 0.85
-        elif abs(nums[-2] - amount) <= Decimal("0.005"):
-            qty, unit = Decimal(1), nums[-2]
-            confidence = 0.7
+        qty, unit = _quantity_and_price(factors, amount)
+        # A quantity may be printed before the description ("400,00 Luftballon ... 0,79 316,00").
+        leading = re.match(r"(\S+)\s+(?=\D)", description)
+        if qty is None and leading and (first := parse_number(leading.group(1))) is not None:
+            qty, unit = _quantity_and_price([first, *factors], amount)
+            if qty is not None:
+                description = description[leading.end():]
+        if not re.search(r"[^\W\d_]{3}", description):
+            # A row of numbers only: when they verify, the description is printed above it.
+            if qty is None:
+                continue
+            description = _description_above(lines, i)
+            if description is None:
+                continue
+        confidence = 0.85 if qty is not None else 0.5
         items.append(LineItem(
             line_no=len(items) + 1, description=description,
             quantity=_plain(qty) if qty is not None else None,
-            unit_price=format_amount(unit) if unit is not None else None,
+            unit_price=_plain_price(unit) if unit is not None else None,
             amount=format_amount(amount), page=line.page, confidence=confidence,
         ))
     return items
 
 
-def _trailing_amounts(text: str) -> list[tuple[int, int, Decimal]]:
-    """The run of numbers at the end of a row (qty, unit price, amount), ignoring numbers
-    inside the description ("Drill 18V", "paper A4, 5 reams")."""
-    amounts = find_amounts(text)
-    run: list[tuple[int, int, Decimal]] = []
-    end = len(text.rstrip())
-    for s, e, v in reversed(amounts):
-        gap = text[e:end]
-        if re.fullmatch(r"[\s$€£%]*(?:[A-Z]{3})?[\s]*|\s*x\s*", gap, re.I):
-            run.insert(0, (s, e, v))
-            end = s
-            while end > 0 and text[end - 1] in " $€£":
-                end -= 1
-            if len(run) == 3:
-                break
+def _description_above(lines: list[Line], index: int) -> str | None:
+    """The words printed above a numbers-only item row, up to the first line with a word
+    ("Trennblätter" / "A4" / "9,9000 20 Stk 19 % 198,00")."""
+    parts: list[str] = []
+    for line in reversed(lines[max(0, index - 3): index]):
+        if line.page != lines[index].page or _ITEM_HEADER.search(line.text) or parse_number(line.text.strip()):
+            break
+        parts.insert(0, line.text.strip())
+        if re.search(r"[^\W\d_]{3}", line.text):
+            return " ".join(parts)
+    return None
+
+
+def _item_row(text: str) -> tuple[str, list[Decimal]]:
+    """Split a row into its description and the run of numbers at its end. Tax rates ("19 %")
+    and units ("Stk") in the run are skipped; numbers inside the description ("Paper A4",
+    "2 Nächte Hotel") are not part of the run. A leading position number is dropped."""
+    tokens = text.split()
+    numbers: list[Decimal] = []
+    end = len(tokens)
+    while end > 0:
+        token = tokens[end - 1]
+        if token == "%" and end >= 2 and parse_number(tokens[end - 2]) is not None:
+            end -= 2  # a tax rate
+        elif token.endswith("%") and parse_number(token[:-1]) is not None:
+            end -= 1
+        elif _ITEM_UNIT.match(token):
+            end -= 1
+        elif (value := parse_number(token)) is not None:
+            numbers.insert(0, value)
+            end -= 1
         else:
             break
-    return run
+    description = re.sub(r"^\d{1,3}\s+(?=\D)", "", " ".join(tokens[:end])).strip(" -:x")
+    if not description and numbers and numbers[0] == numbers[0].to_integral_value() and len(numbers) >= 4:
+        numbers = numbers[1:]  # "2 5,5000 50 Stk 7 % 275,00": the first is the position
+    return description, numbers
+
+
+def _quantity_and_price(factors: list[Decimal], amount: Decimal) -> tuple[Decimal | None, Decimal | None]:
+    """The two numbers whose product is the amount; the whole one is the quantity. A lone
+    number equal to the amount is a unit price with quantity 1."""
+    for a_index, a in enumerate(factors):
+        for b in factors[a_index + 1:]:
+            if abs(a * b - amount) <= Decimal("0.01"):
+                a_whole, b_whole = a == a.to_integral_value(), b == b.to_integral_value()
+                if a_whole != b_whole:
+                    return (a, b) if a_whole else (b, a)
+                return min(a, b), max(a, b)  # both whole: the quantity is usually the smaller
+    if factors and abs(factors[-1] - amount) <= Decimal("0.005"):
+        return Decimal(1), factors[-1]
+    return None, None
+
+
+def _plain_price(value: Decimal) -> str:
+    """A unit price keeps its printed precision beyond cents ("9.9000" -> "9.90", "0.1234")."""
+    normalized = value.normalize()
+    return format_amount(normalized) if normalized.as_tuple().exponent >= -2 else f"{normalized:f}"
 
 
 def _plain(value: Decimal) -> str:

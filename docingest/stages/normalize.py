@@ -125,7 +125,8 @@ def _to_decimal(number: str, negative: bool = False) -> Decimal | None:
         decimal_sep = "." if last_dot > last_comma else ","
     elif last_comma >= 0:
         # "12,50" is a decimal comma; "1,250" is a thousands separator.
-        decimal_sep = "," if len(number) - last_comma - 1 in (1, 2) else None
+        # Unit prices carry four decimals ("9,9000"): only three digits make a thousands group.
+        decimal_sep = "," if len(number) - last_comma - 1 in (1, 2, 4) else None
     elif last_dot >= 0:
         decimal_sep = "." if len(number) - last_dot - 1 != 3 or number.count(".") == 1 else None
     if decimal_sep:
@@ -153,6 +154,16 @@ def find_amounts(text: str) -> list[tuple[int, int, Decimal]]:
         if value is not None:
             out.append((m.start(2), m.end(2), value))
     return out
+
+
+_NUMBER_TOKEN = re.compile(r"-?\d{1,3}(?:[,.']\d{3})+(?:[.,]\d{1,4})?|-?\d+(?:[.,]\d{1,4})?")
+
+
+def parse_number(token: str) -> Decimal | None:
+    """A whole token that is a number, with up to four decimals ("9,9000", "1.234,56", "20")."""
+    if not _NUMBER_TOKEN.fullmatch(token):
+        return None
+    return _to_decimal(token.lstrip("-"), negative=token.startswith("-"))
 
 
 def normalize_currency(text: str) -> str | None:

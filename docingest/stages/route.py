@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from docingest.config import RoutingThresholds
-from schemas.fields import DocType
+from schemas.fields import DocType, field_specs
 from schemas.records import (
     Classification,
     Extraction,
@@ -12,6 +12,27 @@ from schemas.records import (
     StageError,
     Status,
 )
+
+
+def withhold_unverified(extraction: Extraction | None, thresholds: RoutingThresholds) -> list[str]:
+    """Mark the optional fields below the bar as withheld; return their names.
+
+    A document type with required fields (invoice, receipt, contract) is judged on those and
+    on every optional value it asserts. An optional value that did not reach the bar is not
+    asserted, so it need not hold the document back. Forms have no required fields: their
+    key/values are the document, and withholding them would accept an empty form."""
+    if extraction is None or not thresholds.withhold_optional_fields:
+        return []
+    required = {f.name for f in field_specs(extraction.doc_type) if f.required}
+    if not required:
+        return []
+    withheld = []
+    for value in extraction.values:
+        value.withheld = (value.field_name not in required and value.key is None
+                          and value.confidence < thresholds.min_field_confidence)
+        if value.withheld:
+            withheld.append(value.field_name)
+    return withheld
 
 
 def route_document(
@@ -33,6 +54,8 @@ def route_document(
     if classification.confidence < thresholds.min_classification_confidence:
         reasons.append(f"low_classification_confidence:{classification.confidence:.2f}")
     for value in extraction.values:
+        if value.withheld:
+            continue
         label = value.field_name if value.key is None else f"{value.field_name}[{value.key}]"
         if value.confidence < thresholds.min_field_confidence:
             reasons.append(f"low_field_confidence:{label}:{value.confidence:.2f}")
