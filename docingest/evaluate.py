@@ -24,7 +24,6 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
-
 from docingest.config import Settings
 from docingest.writer import run_table_rows
 from schemas.fields import DocType, FieldKind, all_field_names, DOC_FIELDS
@@ -249,7 +248,7 @@ def score(labels: list[dict[str, Any]], documents: list[dict[str, Any]],
             s["classified_right"] += int(type_right)
             confusion[label["doc_type"]][predicted_type] += 1
         predicted = preds.get(doc["doc_id"], {}) if doc else {}
-        per_field, all_right = _score_document(
+        per_field, _ = _score_document(
             _expected_values(label), predicted, labelled_fields[label["source_set"]]
         )
         for name, c in per_field.items():
@@ -258,7 +257,7 @@ def score(labels: list[dict[str, Any]], documents: list[dict[str, Any]],
         if status == "accepted":
             _, all_asserted_right = _score_document(
                 _expected_values(label), asserted.get(doc["doc_id"], {}), labelled_fields[label["source_set"]])
-            s["accepted_right"] += int(all_right and all_asserted_right and (type_right or not label.get("classify")))
+            s["accepted_right"] += int(all_asserted_right and (type_right or not label.get("classify")))
 
     per_set = {}
     totals = defaultdict(int)

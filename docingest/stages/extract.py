@@ -575,12 +575,15 @@ def _period(lines: list[Line], dayfirst: bool) -> list[ExtractedValue]:
     return []
 
 
+_CURRENCY_LABEL = r"(?i:currency|w[äa]hrung|devise)"
+
+
 def _currency(lines: list[Line]) -> Candidate | None:
     counts: dict[str, list[Candidate]] = {}
     # A three-letter code counts only beside an amount or a currency label: "SDN BHD" is a
     # company suffix, not Bahraini dinars.
     code_re = re.compile(
-        r"(?:(?<=\d)\s?|(?i:currency|w[äa]hrung|devise)\s*:?\s*)([A-Z]{3})(?![A-Za-z])|"
+        rf"(?:(?<=\d)\s?|{_CURRENCY_LABEL}\s*:?\s*)([A-Z]{{3}})(?![A-Za-z])|"
         r"(?<![A-Za-z])([A-Z]{3})(?=\s?-?\d)"
     )
     sym_re = re.compile(r"(€|£|\$|¥|₹|\bRM(?=\s?\d))")
@@ -591,7 +594,7 @@ def _currency(lines: list[Line]) -> Candidate | None:
             if m[group] in ISO_4217:
                 cand = Candidate(m[group], m[group], line, m.start(group), m.end(group), SAME_LINE)
                 counts.setdefault(m[group], []).append(cand)
-                if labelled is None and re.search(r"(?i)currency|w[äa]hrung|devise", line.text[:m.start(group)]):
+                if labelled is None and re.search(_CURRENCY_LABEL, line.text[:m.start(group)]):
                     labelled = cand
         for m in sym_re.finditer(line.text):
             code = CURRENCY_SYMBOLS.get(m[1])
