@@ -63,8 +63,38 @@ def values_match(name: str, predicted: str | None, expected: str) -> bool:
     if name.endswith("_address"):
         # Addresses are printed in a country's order ("DE 12345 Musterstadt") and labelled in
         # another ("12345 Musterstadt, DE"): the same words in any order are the same address.
-        return _tokens(predicted) == _tokens(expected) and bool(_tokens(expected))
+        if _tokens(predicted) == _tokens(expected) and bool(_tokens(expected)):
+            return True
+        # Labels built from structured data end with the country code even where the page
+        # prints no country (a domestic letter) or prints its name ("Germany"): the street,
+        # postcode and town decide, and a printed country must be the label's.
+        street, code = _split_country(expected)
+        printed_street, printed_code = _split_country(predicted)
+        return (code is not None and printed_code in (None, code) and bool(_tokens(street))
+                and _tokens(printed_street) == _tokens(street))
     return False
+
+
+# Country names as printed at the end of an address, by the ISO code a label uses.
+_COUNTRY_NAMES = {
+    "DE": "germany|deutschland", "FR": "france|frankreich", "AT": "austria|österreich",
+    "CH": "switzerland|schweiz|suisse", "NL": "netherlands|niederlande", "BE": "belgium|belgien|belgique",
+    "IT": "italy|italien|italia", "ES": "spain|spanien|españa", "GB": "united kingdom",
+    "US": "united states|usa", "MY": "malaysia",
+}
+_COUNTRY_AT_END = re.compile(
+    r"[\s,;/-]*\b(?:(?P<code>" + "|".join(_COUNTRY_NAMES) + r")|(?P<name>(?i:"
+    + "|".join(_COUNTRY_NAMES.values()) + r")))\s*$")
+
+
+def _split_country(address: str) -> tuple[str, str | None]:
+    """("Ecke 12, 12345 Stadthausen", "DE") from "Ecke 12, 12345 Stadthausen, DE" or "..., Germany"."""
+    m = _COUNTRY_AT_END.search(address.strip())
+    if m is None:
+        return address, None
+    code = m["code"] or next(c for c, names in _COUNTRY_NAMES.items()
+                             if re.fullmatch(names, m["name"], re.IGNORECASE))
+    return address.strip()[: m.start()], code
 
 
 def _tokens(text: str) -> list[str]:

@@ -111,6 +111,32 @@ def test_duplicates_same_bytes_elsewhere_and_same_vendor_number():
     assert results[2].status == Status.ACCEPTED
 
 
+def test_one_copy_of_an_invoice_in_a_run_is_the_original_and_the_others_are_reviewed():
+    copies = [
+        _invoice("x1", number="R-7", status=Status.NEEDS_REVIEW, path="/in/1.pdf"),  # held for another reason
+        _invoice("x2", number="R-7", path="/in/2.pdf"),
+        _invoice("x3", number="r 7", path="/in/3.pdf"),
+    ]
+    reviewed = [_invoice(f"y{i}", number="R-9", status=Status.NEEDS_REVIEW, path=f"/in/y{i}.pdf") for i in (2, 1)]
+    check_duplicates(copies + reviewed + [_invoice("solo")], [])
+    rule = {r.doc_id: r.rule_results[-1] for r in copies + reviewed}
+    # The accepted copy is the original: it stays accepted and every other copy names it.
+    assert rule["x2"].passed and copies[1].status == Status.ACCEPTED
+    assert copies[2].status == Status.NEEDS_REVIEW and "rule_failed:duplicates.invoice" in copies[2].review_reasons
+    assert not rule["x1"].passed and not rule["x3"].passed
+    assert "duplicate of x2" in rule["x1"].message and "duplicate of x2" in rule["x3"].message
+    # With no accepted copy the first by path is the original; the rest still name it.
+    assert rule["y1"].passed and not rule["y2"].passed and "duplicate of y1" in rule["y2"].message
+
+
+def test_an_invoice_published_by_an_earlier_run_makes_every_copy_in_this_run_a_duplicate():
+    prior = [PriorDocument(doc_id="old", source_paths=["/old/r7.pdf"], run_id="r0",
+                           vendor_name="ACME GmbH", invoice_number="R-7")]
+    results = check_duplicates([_invoice("n1", number="R-7"), _invoice("n2", number="R-7")], prior)
+    assert all(r.status == Status.NEEDS_REVIEW for r in results)
+    assert all("already published from /old/r7.pdf (run r0)" in r.rule_results[-1].message for r in results)
+
+
 def test_reprocessing_the_same_file_is_not_a_duplicate():
     prior = [PriorDocument(doc_id="a", source_paths=["/in/a.pdf"], run_id="r0",
                            vendor_name="ACME GmbH", invoice_number="R-a")]

@@ -292,3 +292,42 @@ def test_a_column_of_form_labels_is_no_customer_and_an_order_number_says_so():
     ex = extract_fields([_receipt_page(["Rechnungswährung : GBP", "Kurs 1 EUR = 0,88 GBP", "Betrag 10,00 €",
                                         "Summe 20,00 €"])], DocType.INVOICE)
     assert ex.get("currency").value == "GBP" and ex.get("currency").method == "currency_label"
+
+
+def test_a_return_address_line_with_a_country_gives_a_grounded_vendor_address():
+    from docingest.stages.extract import extract_fields
+    from schemas.fields import DocType
+
+    ex = extract_fields([_receipt_page(["Invoice # RE-1 issued at 2019-06-10", "Due payable: 571.04 €",
+                                        "Bei Spiel GmbH ● Ecke 12 ● 12345 Stadthausen ● Germany",
+                                        "Theodor Est", "Bahnstr. 42"])], DocType.INVOICE)
+    address = ex.get("vendor_address")
+    assert ex.get("vendor_name").value == "Bei Spiel GmbH"
+    assert address.value == "Ecke 12, 12345 Stadthausen, Germany" and address.grounded
+    assert ex.get("customer_name").value == "Theodor Est"
+
+
+@pytest.mark.parametrize("predicted, expected, match", [
+    ("Ecke 12, 12345 Stadthausen", "Ecke 12, 12345 Stadthausen, DE", True),  # the page prints no country
+    ("Ecke 12 ● 12345 Stadthausen ● Germany", "Ecke 12, 12345 Stadthausen, DE", True),
+    ("DE 80333 München Lieferantenstraße 20", "Lieferantenstraße 20, 80333 München, DE", True),
+    ("Ecke 12, 12345 Stadthausen, France", "Ecke 12, 12345 Stadthausen, DE", False),  # another country
+    ("Ecke 12", "Ecke 12, 12345 Stadthausen, DE", False),
+    ("Lyon", "FR", False),
+    ("NO 5 JALAN", "NO 5 JALAN KL", False),  # "KL" is a town, not a country code
+])
+def test_an_address_label_s_country_code_is_matched_by_the_printed_country_or_none(predicted, expected, match):
+    from docingest.evaluate import values_match
+
+    assert values_match("vendor_address", predicted, expected) is match
+
+
+def test_a_company_name_printed_whole_before_its_suffix_does_not_take_the_brand_line_above():
+    from docingest.stages.extract import extract_fields
+    from schemas.fields import DocType
+
+    def vendor(lines):
+        return extract_fields([_receipt_page(lines + ["TOTAL 9.00"])], DocType.RECEIPT).get("vendor_name").value
+
+    assert vendor(["Geoventure", "TasteOfTheWorldSdnBhd", "Lot 38, Jalan Kenari 5"]) == "TasteOfTheWorldSdnBhd"
+    assert vendor(["PASARAYA BORONG PINTAR", "SDN BHD", "NO 5 JALAN PUTRA"]) == "PASARAYA BORONG PINTAR SDN BHD"

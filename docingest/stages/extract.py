@@ -753,11 +753,13 @@ def _recipient(lines: list[Line]) -> Candidate | None:
 def _sender_address(sender: Candidate) -> Candidate | None:
     """The rest of the return-address line: "● Ecke 12 ● 12345 Stadthausen"."""
     parts = [p.strip() for p in re.split(r"\s*[●•·|]\s*", sender.line.text[sender.end:]) if p.strip()]
-    if not parts or not _ADDRESS_START.search(" ".join(parts)) and not re.search(r"\d{4,5}\s+\w", parts[-1]):
+    # A country may follow the town ("● 12345 Stadthausen ● Germany").
+    if not parts or not _ADDRESS_START.search(" ".join(parts)) and not any(
+            re.search(r"\d{4,5}\s+\w", p) for p in parts[-2:]):
         return None
     start = sender.line.text.index(parts[0], sender.end)
-    joined = ", ".join(parts)
-    return Candidate(joined, clean_address(joined), sender.line, start, len(sender.line.text), NEXT_LINE,
+    printed = sender.line.text[start:].strip()
+    return Candidate(printed, clean_address(", ".join(parts)), sender.line, start, len(sender.line.text), NEXT_LINE,
                      context=sender.line.text, method="sender_line")
 
 
@@ -788,10 +790,9 @@ def _vendor(lines: list[Line]) -> tuple[Candidate, Candidate | None] | None:
     suffixed = [i for i, l in enumerate(head[:letterhead_end]) if _COMPANY_SUFFIX.search(l.text)
                 and not _NAME_STOP.search(l.text) and not _LABEL_RE["customer_name"].search(l.text)
                 and not _REGISTRATION.search(l.text) and not re.search(r"(?i)reg\.?\s*n[o0]", l.text)]
-    if not suffixed:
-        sender = _sender_line(first_page)
-        if sender is not None:
-            return sender, _sender_address(sender)
+    sender = _sender_line(first_page)
+    if sender is not None and (not suffixed or head[suffixed[0]] is sender.line):
+        return sender, _sender_address(sender)
     order = suffixed[:1] + [i for i in range(min(8, len(head))) if i not in suffixed[:1]]
     for i in order:
         line = head[i]
@@ -810,7 +811,7 @@ def _vendor(lines: list[Line]) -> tuple[Candidate, Candidate | None] | None:
         name_words = [w for w in text[: suffix.start()].split()
                       if not re.fullmatch(r"(?i)co\.?|\(\w\)|&", w)] if suffix else []
         if (i in suffixed[:1] and i > 0 and suffix is not None
-                and len(name_words) <= 1 and _name_like(head[i - 1].text)):
+                and sum(len(re.sub(r"\W", "", w)) for w in name_words) < 8 and _name_like(head[i - 1].text)):
             # "PASARAYA BORONG PINTAR" / "SDN BHD": the name started on the line above.
             text = f"{head[i - 1].text.strip()} {text}"
             context = text
