@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -40,6 +40,9 @@ def _kinds() -> dict[str, FieldKind]:
 
 
 KINDS = _kinds()
+
+
+REVIEW_REASONS_SHOWN = 6  # per set, in the report
 
 
 def _squash(text: str) -> str:
@@ -158,6 +161,11 @@ class Report:
                 f"{_fmt(s['automation_rate']):>7}{_fmt(s['accepted_precision']):>10}{s['failed']:>8}"
             )
         lines.append("")
+        lines.append("why documents went to review (documents with the reason; held back by it alone)")
+        for name, s in sorted(self.per_set.items()):
+            for r in s.get("review_reasons", []):
+                lines.append(f"  {name:<22}{r['reason']:<50}{r['documents']:>6}{r['only_reason']:>6}")
+        lines.append("")
         lines.append(f"{'field':<18}{'P':>7}{'R':>7}{'F1':>7}{'tp':>6}{'fp':>6}{'fn':>6}")
         for name, sc in self.per_field.items():
             lines.append(f"{name:<18}{sc['precision']:>7.3f}{sc['recall']:>7.3f}{sc['f1']:>7.3f}"
@@ -265,12 +273,20 @@ def score(labels: list[dict[str, Any]], documents: list[dict[str, Any]],
     set_field_counts: dict[str, dict[str, Counts]] = defaultdict(lambda: defaultdict(Counts))
     sets: dict[str, dict[str, Any]] = defaultdict(lambda: defaultdict(int))
     confusion: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    # Why documents went to review, per set: a reason's documents, and those it alone held back.
+    reasons: dict[str, Counter[str]] = defaultdict(Counter)
+    sole_reasons: dict[str, Counter[str]] = defaultdict(Counter)
     for label in labels:
         s = sets[label["source_set"]]
         s["documents"] += 1
         doc = docs_by_path.get(str((base / label["path"]).resolve()))
         status = doc["status"] if doc else "missing"
         s[status] += 1
+        if status == "needs_review":
+            kinds = sorted({":".join(r.split(":")[:2]) for r in doc["review_reasons"] or []})
+            reasons[label["source_set"]].update(kinds)
+            if len(kinds) == 1:
+                sole_reasons[label["source_set"]].update(kinds)
         predicted_type = (doc or {}).get("doc_type") or "none"
         type_right = predicted_type == label["doc_type"]
         if label.get("classify"):
@@ -296,6 +312,9 @@ def score(labels: list[dict[str, Any]], documents: list[dict[str, Any]],
             totals[k] += v
         per_set[name] = _set_summary(s)
         per_set[name]["fields"] = {f: c.scores() for f, c in sorted(set_field_counts[name].items())}
+        per_set[name]["review_reasons"] = [
+            {"reason": r, "documents": n, "only_reason": sole_reasons[name][r]}
+            for r, n in reasons[name].most_common(REVIEW_REASONS_SHOWN)]
     overall = _set_summary(totals)
     per_field = {n: c.scores() for n, c in field_counts.items() if c.tp + c.fp + c.fn}
     return overall, per_set, per_field, {k: dict(v) for k, v in confusion.items()}

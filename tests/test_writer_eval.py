@@ -9,7 +9,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from docingest.evaluate import score
+from docingest.evaluate import Report, score
 from docingest.writer import OutputWriter, published_rows, rows_for, run_table_rows
 from schemas import (Classification, DocType, DocumentResult, ExtractedValue, Extraction, LineItem,
                      Stage, StageError, Status)
@@ -97,3 +97,21 @@ def test_score_counts_precision_recall_and_accepted_precision(tmp_path):
     assert overall["automation_rate"] == 1.0
     assert overall["accepted_precision"] == 0.5
     assert confusion == {"invoice": {"invoice": 1}, "receipt": {"invoice": 1}}
+
+
+def test_score_counts_why_documents_went_to_review_per_set(tmp_path):
+    labels = [{"path": f"{n}.pdf", "source_set": "s", "doc_type": "invoice", "classify": True,
+               "fields": {"total": "1.00"}} for n in "abc"]
+    reasons = {"a": ["rule_failed:duplicates.invoice"],
+               "b": ["rule_failed:duplicates.invoice", "low_field_confidence:total:0.70", "low_field_confidence:total:0.60"],
+               "c": []}
+    documents = [{"doc_id": n, "source_path": str(tmp_path / f"{n}.pdf"), "source_paths": None, "doc_type": "invoice",
+                  "status": "needs_review" if reasons[n] else "accepted", "review_reasons": reasons[n]} for n in "abc"]
+    overall, per_set, per_field, confusion = score(labels, documents, [], tmp_path)
+    text = Report(labels="l", out="o", seconds=1.0, documents=3, overall=overall, per_set=per_set,
+                  per_field=per_field, confusion=confusion).render_text()
+    assert "rule_failed:duplicates.invoice" in text
+    assert per_set["s"]["review_reasons"] == [
+        {"reason": "rule_failed:duplicates.invoice", "documents": 2, "only_reason": 1},
+        {"reason": "low_field_confidence:total", "documents": 1, "only_reason": 0},
+    ]
