@@ -812,7 +812,8 @@ def _vendor(lines: list[Line]) -> tuple[Candidate, Candidate | None] | None:
                       if not re.fullmatch(r"(?i)co\.?|\(\w\)|&", w)] if suffix else []
         if (i in suffixed[:1] and i > 0 and suffix is not None
                 and sum(len(re.sub(r"\W", "", w)) for w in name_words) < 8 and _name_like(head[i - 1].text)):
-            # "PASARAYA BORONG PINTAR" / "SDN BHD": the name started on the line above.
+            # "PASARAYA BORONG PINTAR" / "SDN BHD": the name started on the line above. Eight
+            # letters before the suffix are a whole name ("TasteOfTheWorldSdnBhd" under a brand).
             text = f"{head[i - 1].text.strip()} {text}"
             context = text
             line = head[i - 1]
