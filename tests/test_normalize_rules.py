@@ -331,3 +331,37 @@ def test_a_company_name_printed_whole_before_its_suffix_does_not_take_the_brand_
 
     assert vendor(["Geoventure", "TasteOfTheWorldSdnBhd", "Lot 38, Jalan Kenari 5"]) == "TasteOfTheWorldSdnBhd"
     assert vendor(["PASARAYA BORONG PINTAR", "SDN BHD", "NO 5 JALAN PUTRA"]) == "PASARAYA BORONG PINTAR SDN BHD"
+
+
+def _table_page(rows: list[list[tuple[float, str]]]):
+    """A text-layer page of cells: each row is a list of (x, text) printed at that position."""
+    from schemas.records import PageText, TextSource, Word
+
+    words = []
+    for i, row in enumerate(rows):
+        for x, cell in row:
+            for token in cell.split():
+                words.append(Word(text=token, bbox=(x, 0.03 * i, x + 0.01 * len(token), 0.03 * i + 0.012),
+                                  confidence=1.0, line=i))
+                x += 0.01 * len(token) + 0.004
+    return PageText(page=1, source=TextSource.TEXT_LAYER, words=words)
+
+
+def test_a_header_row_label_takes_the_cell_under_it_and_a_contract_number_beats_an_order_number():
+    from docingest.stages.extract import extract_fields
+    from schemas.fields import DocType
+
+    page = _table_page([
+        [(0.05, "WXYZ Television Inc")],
+        [(0.05, "Advertiser"), (0.40, "Contract / Revision"), (0.70, "Alt Order #")],
+        [(0.05, "Amy for America"), (0.40, "378700 / 1"), (0.70, "09749211")],
+        [(0.05, "Gross Amount $1,200.00")],
+    ])
+    ex = extract_fields([page], DocType.INVOICE)
+    assert ex.get("customer_name").value == "Amy for America"
+    assert ex.get("invoice_number").value == "378700" and ex.get("invoice_number").method == "contract_label"
+    # "Advertiser: X" introduces the value beside it; a label as a value is no customer.
+    page = _table_page([[(0.05, "Advertiser:"), (0.30, "Bernie 2020")], [(0.05, "Product Desc:"), (0.30, "TV")]])
+    assert extract_fields([page], DocType.INVOICE).get("customer_name").value == "Bernie 2020"
+    page = _table_page([[(0.05, "Advertiser"), (0.30, "Original Date / Revision")], [(0.60, "Total 10.00")]])
+    assert extract_fields([page], DocType.INVOICE).get("customer_name") is None

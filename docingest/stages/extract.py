@@ -63,7 +63,7 @@ def is_grounded(raw: str, text: str) -> bool:
 LABELS = {
     "invoice_number": r"invoice\s*(?:no|number|num|#|nr)\.?|rechnungs?\s*-?\s*(?:nummer|nr)\.?|"
                       r"facture\s*n[°o]?|n[°o]\s*de\s*facture|receipt\s*(?:no|#)\.?|bill\s*(?:no|#)\.?|"
-                      r"doc(?:ument)?\s*(?:no|#)\.?|inv\s*(?:no|#)\.?|contract\s*(?:no|number|#)\.?|"
+                      r"doc(?:ument)?\s*(?:no|#)\.?|inv\s*(?:no|#)\.?|contract\s*(?:no|number|#|/\s*rev(?:ision)?)\.?|"
                       r"order\s*(?:no|number|#|/\s*rev)\.?:?|belegnummer|\bnr\.",
     "invoice_date": r"invoice\s*date|date\s*of\s*issue|issue\s*date|rechnungsdatum|belegdatum|"
                     r"date\s*de\s*facture|datum|\bdate\b|\bdated\b|\bvom\b|\bdu\b",
@@ -146,13 +146,28 @@ def _guess_dayfirst(lines: list[Line]) -> bool:
     return not re.search(r"\$|\bUSD\b|\bUS\b|\bU\.S\.", text)
 
 
-def _after_label(lines: list[Line], label: re.Pattern[str], finder, exclude=None) -> list[Candidate]:
+def _after_label(lines: list[Line], label: re.Pattern[str], finder, exclude=None,
+                 columns: bool = False) -> list[Candidate]:
+    """Values after a label: on its line, beside it or under it. ``columns``: a label that
+    heads a column of a header row takes the cell under it (names and ids; amounts are
+    printed beside their labels)."""
     out: list[Candidate] = []
     for i, line in enumerate(lines):
         for m in label.finditer(line.text):
             if exclude is not None and exclude.search(line.text[max(0, m.start() - 6): m.end() + 12]):
                 continue
             rest = line.text[m.end():]
+            under = _column_under(lines, i, line, m.start(), m.end()) if columns else None
+            if under is not None:
+                # A column header ("Advertiser   Original Date / Revision"): its value is the
+                # cell right under it, not the next header on its row.
+                nxt, cs, ce = under
+                hits = finder(nxt.text[cs:ce])
+                if hits:
+                    s, e, value = hits[0]
+                    out.append(Candidate(nxt.text[cs + s:cs + e], value, nxt, cs + s, cs + e, NEXT_LINE,
+                                         label=m.group(0)))
+                    continue
             hits = finder(rest)
             if hits:
                 s, e, value = hits[0]
@@ -173,6 +188,46 @@ def _after_label(lines: list[Line], label: re.Pattern[str], finder, exclude=None
                         out.append(Candidate(nxt.text[s:e], value, nxt, s, e, NEXT_LINE, label=m.group(0)))
                         break
     return out
+
+
+def _cells(line: Line) -> list[tuple[int, int]]:
+    """Character spans of a line's cells: runs of words with no column gap between them (a
+    gap wider than the words are tall)."""
+    cells: list[tuple[int, int]] = []
+    for k, (w, start) in enumerate(zip(line.words, line.starts)):
+        prev = line.words[k - 1] if k else None
+        height = max(w.bbox[3] - w.bbox[1], 1e-3)
+        if prev is None or w.bbox[0] - prev.bbox[2] > height:
+            cells.append((start, start + len(w.text)))
+        else:
+            cells[-1] = (cells[-1][0], start + len(w.text))
+    return cells
+
+
+def _column_under(lines: list[Line], index: int, line: Line, start: int, end: int):
+    """When a label ends its cell and another cell follows on its row (a header row), the cell
+    of the next line down that starts under the label: (line, start, end), else None."""
+    cells = _cells(line)
+    own = next((c for c in cells if c[0] <= start < c[1]), None)
+    # "Advertiser: Bernie 2020": a colon introduces the value beside the label.
+    if own is None or own[1] > end or own == cells[-1]:
+        return None
+    box = line.bbox(start, end)
+    if box is None:
+        return None
+    x0, y0, x1, y1 = box
+    height = y1 - y0
+    for nxt in lines[index + 1: index + 4]:
+        if nxt.page != line.page or not nxt.words:
+            continue
+        top = min(w.bbox[1] for w in nxt.words)
+        if not 0 <= top - y1 <= 2.5 * height:
+            continue
+        for cs, ce in _cells(nxt):
+            first = nxt.span_words(cs, cs + 1)[0]
+            if x0 - 0.01 <= first.bbox[0] < x1:
+                return nxt, cs, ce
+    return None
 
 
 def _neighbours(lines: list[Line], index: int, label_box) -> list[Line]:
@@ -328,11 +383,15 @@ def _financial(lines: list[Line], doc_type: DocType) -> Extraction:
         values.extend(period)
 
     # The invoice's own number before any other number the document carries (order, contract).
-    number = best(_after_label(lines, _INVOICE_NUMBER_LABEL, _id_finder))
+    number = best(_after_label(lines, _INVOICE_NUMBER_LABEL, _id_finder, columns=True))
     if number is not None:
         number.method = "invoice_label"
     else:
-        number = best(_after_label(lines, _LABEL_RE["invoice_number"], _id_finder))
+        found = _after_label(lines, _LABEL_RE["invoice_number"], _id_finder, columns=True)
+        # A contract number names the deal an order or invoice belongs to; an order number
+        # beside it is the buyer's or the station's reference, so the contract number wins.
+        contract = [c for c in found if re.match(r"(?i)contract", c.label.strip())]
+        number = best(contract or found)
         if number is not None:
             # An order or contract number stands in for the invoice's own number; how often it
             # is the one wanted differs from a bare "Nr.", so calibration tells them apart.
@@ -349,8 +408,10 @@ def _financial(lines: list[Line], doc_type: DocType) -> Extraction:
     # part of a phrase ("Customer Service Hotline").
     buyer = _party_block(lines, _BUYER_BLOCK)
     customer = buyer[0] if buyer else best(
-        [c for c in _after_label(lines, _LABEL_RE["customer_name"], _name_finder)
-         if (c.how != SAME_LINE or _introduces_value(c)) and not _FORM_LABEL.match(c.raw.strip())])
+        [c for c in _after_label(lines, _LABEL_RE["customer_name"], _name_finder, columns=True)
+         if (c.how != SAME_LINE or _introduces_value(c)) and not _FORM_LABEL.match(c.raw.strip())
+         # Another label ("Agency: ...", "Original Date / Revision") or a contact line is no name.
+         and not _NAME_STOP.search(c.raw) and not re.match(r"[\w/ -]{1,25}:", c.raw.strip())])
     if customer is not None and not buyer:
         customer.method = "label"
     if customer is None:
