@@ -365,3 +365,13 @@ def test_a_header_row_label_takes_the_cell_under_it_and_a_contract_number_beats_
     assert extract_fields([page], DocType.INVOICE).get("customer_name").value == "Bernie 2020"
     page = _table_page([[(0.05, "Advertiser"), (0.30, "Original Date / Revision")], [(0.60, "Total 10.00")]])
     assert extract_fields([page], DocType.INVOICE).get("customer_name") is None
+
+
+def test_the_tax_that_adds_the_subtotal_up_to_the_total_beats_a_charge_s_own_tax_line():
+    from docingest.stages.extract import extract_fields
+    from schemas.fields import DocType
+
+    ex = extract_fields([_receipt_page(["Lieferant GmbH", "Nettobetrag 177,49", "Steuerbetrag 20,16",
+                                        "Bruttosumme 197,65", "Zuschlag Versandkosten 115,30 7 % UST (S) 5,80"])],
+                        DocType.INVOICE)
+    assert (ex.get("subtotal").value, ex.get("tax").value, ex.get("total").value) == ("177.49", "20.16", "197.65")

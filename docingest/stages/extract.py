@@ -340,7 +340,7 @@ def _financial(lines: list[Line], doc_type: DocType) -> Extraction:
     if total is None:
         total = _largest_amount(lines)
     subtotal = best(_after_label(lines, _LABEL_RE["subtotal"], _amount_finder))
-    tax = _tax(lines)
+    tax = _tax(lines, subtotal, total)
     total = _reconcile_total(lines, total, subtotal, tax)
 
     if total is not None and subtotal is not None and tax is not None:
@@ -476,11 +476,16 @@ _WITHOUT_TAX = re.compile(r"ohne|excl|exkl|before|hors|netto|\bnet\b|basis|grund
 _INCLUDING_TAX = re.compile(r"\bincl|\binkl|inclusive|inchusive|\binc\.?\s*(?:gst|tax|vat)", re.I)
 
 
-def _tax(lines: list[Line]) -> Candidate | None:
+def _tax(lines: list[Line], subtotal: Candidate | None, total: Candidate | None) -> Candidate | None:
     cands = _after_label(lines, _LABEL_RE["tax"], _amount_finder)
     # A tax label followed by "6%" then an amount: the finder skips percentages already.
-    cands = [c for c in cands if not re.search(r"(?i)reg|no\b|id\b|number", c.line.text[: c.start])
+    cands = [c for c in cands if not re.search(r"(?i)reg|no\b|nr\b|id\b|number", c.line.text[: c.start])
              and not _WITHOUT_TAX.search(c.line.text) and not _INCLUDING_TAX.search(c.line.text)]
+    if subtotal is not None and total is not None:
+        # Charges and discounts print their own tax rate ("Versandkosten 7 % USt 5,80"): the
+        # tax that adds the subtotal up to the total is the document's.
+        gap = Decimal(total.value) - Decimal(subtotal.value)
+        cands = [c for c in cands if abs(Decimal(c.value) - gap) <= Decimal("0.02")] or cands
     if not cands:
         return None
     return max(cands, key=lambda c: (c.how, c.line.index))
