@@ -331,6 +331,11 @@ def test_a_company_name_printed_whole_before_its_suffix_does_not_take_the_brand_
 
     assert vendor(["Geoventure", "TasteOfTheWorldSdnBhd", "Lot 38, Jalan Kenari 5"]) == "TasteOfTheWorldSdnBhd"
     assert vendor(["PASARAYA BORONG PINTAR", "SDN BHD", "NO 5 JALAN PUTRA"]) == "PASARAYA BORONG PINTAR SDN BHD"
+    # The registration number closes a name printed on two lines.
+    assert vendor(["RESTAURANT JIAWEI", "JIAWEI HOUSE", "002693074-K", "13 JLN TASIK UTAMA 8"]) == \
+        "RESTAURANT JIAWEI JIAWEI HOUSE"
+    assert vendor(["TEO HENG STATIONERY & BOOKS", "(001451637-M)", "NO.53 JALAN BESAR"]) == \
+        "TEO HENG STATIONERY & BOOKS"
 
 
 def _table_page(rows: list[list[tuple[float, str]]]):
