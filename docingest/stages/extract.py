@@ -888,7 +888,7 @@ def _vendor(lines: list[Line]) -> tuple[Candidate, Candidate | None] | None:
             text = f"{text} {head[i + 1].text.strip()}"
             context = text
             i += 1
-        elif (i not in suffixed[:1] and i + 2 < len(head) and _name_like(head[i + 1].text)
+        elif (i + 2 < len(head) and _name_like(head[i + 1].text)
               and head[i + 1].text.isupper() and _REGISTRATION.match(head[i + 2].text)):
             # "RESTAURANT JIAWEI" / "JIAWEI HOUSE" / "002693074-K": the registration number
             # closes the name, so the line above it is still the name.
