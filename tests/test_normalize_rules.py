@@ -380,3 +380,16 @@ def test_the_tax_that_adds_the_subtotal_up_to_the_total_beats_a_charge_s_own_tax
                                         "Bruttosumme 197,65", "Zuschlag Versandkosten 115,30 7 % UST (S) 5,80"])],
                         DocType.INVOICE)
     assert (ex.get("subtotal").value, ex.get("tax").value, ex.get("total").value) == ("177.49", "20.16", "197.65")
+
+
+def test_an_invoice_issuer_block_and_a_dash_separated_return_address_name_the_vendor():
+    from docingest.stages.extract import extract_fields
+    from schemas.fields import DocType
+
+    ex = extract_fields([_receipt_page(["Rechnungsersteller", "Lieferant GmbH", "Lieferantenstraße 20",
+                                        "80333 München", "Gesamtbetrag 10,00 EUR"])], DocType.INVOICE)
+    assert ex.get("vendor_name").value == "Lieferant GmbH"
+    ex = extract_fields([_receipt_page(["Au bon moulin SARL - 1242 chemin de l'olive - 84340 Malaucène - France",
+                                        "Facture FA-2017-0010", "Total TTC 671,15 €"])], DocType.INVOICE)
+    assert ex.get("vendor_name").value == "Au bon moulin SARL"
+    assert ex.get("vendor_address").value == "1242 chemin de l'olive, 84340 Malaucène, France"

@@ -714,7 +714,7 @@ _REGISTRATION = re.compile(r"^\s*\(?\s*(c[o0]\.?\s*reg|company\s*n[o0]|reg\.?\s*
 
 
 _SELLER_BLOCK = re.compile(
-    r"^(ver\s?k[äa]ufer|seller|supplier|lieferant|vendor|vendeur|fournisseur|rechnungssteller|"
+    r"^(ver\s?k[äa]ufer|seller|supplier|lieferant|vendor|vendeur|fournisseur|rechnungs?e?rsteller|"
     r"leistungserbringer)(\s*/\s*[\w-]+)?\s*:?$", re.I)
 _BUYER_BLOCK = re.compile(
     r"^(k[äa]ufer|buyer|bill\s*to|sold\s*to|invoice\s*to|rechnungsempf[äa]nger|kunde|customer|"
@@ -786,7 +786,7 @@ def _party_block(lines: list[Line], header: re.Pattern[str]) -> tuple[Candidate,
 _REG_TAIL = re.compile(r"[\s(]*\(?\s*\d{4,}\s*[-·.]?\s*[A-Z]\s*\)?\s*$")
 
 
-_SENDER_LINE = re.compile(r"^(.{3,60}?)\s*[●•·|]\s*\S")
+_SENDER_LINE = re.compile(r"^(.{3,60}?)(?:\s*[●•·|]\s*|\s+[-–]\s+)\S")
 
 
 def _sender_line(page_lines: list[Line]) -> Candidate | None:
@@ -818,7 +818,7 @@ def _recipient(lines: list[Line]) -> Candidate | None:
 
 def _sender_address(sender: Candidate) -> Candidate | None:
     """The rest of the return-address line: "● Ecke 12 ● 12345 Stadthausen"."""
-    parts = [p.strip() for p in re.split(r"\s*[●•·|]\s*", sender.line.text[sender.end:]) if p.strip()]
+    parts = [p.strip() for p in re.split(r"\s*[●•·|]\s*|\s+[-–]\s+", sender.line.text[sender.end:]) if p.strip()]
     # A country may follow the town ("● 12345 Stadthausen ● Germany").
     if not parts or not _ADDRESS_START.search(" ".join(parts)) and not any(
             re.search(r"\d{4,5}\s+\w", p) for p in parts[-2:]):
