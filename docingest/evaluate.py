@@ -239,6 +239,14 @@ def _score_document(expected: dict[str, list[str]], predicted: dict[str, list[st
     return per_field, all_right
 
 
+def _reason_kind(reason: str) -> str:
+    """"low_field_confidence:total:0.70" -> "low_field_confidence:total"; a form's key
+    ("key_values[Date]") and a measured value ("low_classification_confidence:0.50") go."""
+    kind, _, rest = reason.partition(":")
+    subject = re.sub(r"\[.*", "", rest.split(":")[0])
+    return f"{kind}:{subject}" if subject and not re.fullmatch(r"[\d.]+", subject) else kind
+
+
 def _list_match(name: str, predicted: str, expected: str) -> bool:
     if name == "key_values":
         pk, _, pv = predicted.partition("=")
@@ -283,7 +291,7 @@ def score(labels: list[dict[str, Any]], documents: list[dict[str, Any]],
         status = doc["status"] if doc else "missing"
         s[status] += 1
         if status == "needs_review":
-            kinds = sorted({":".join(r.split(":")[:2]) for r in doc["review_reasons"] or []})
+            kinds = sorted({_reason_kind(r) for r in doc["review_reasons"] or []})
             reasons[label["source_set"]].update(kinds)
             if len(kinds) == 1:
                 sole_reasons[label["source_set"]].update(kinds)
@@ -314,7 +322,7 @@ def score(labels: list[dict[str, Any]], documents: list[dict[str, Any]],
         per_set[name]["fields"] = {f: c.scores() for f, c in sorted(set_field_counts[name].items())}
         per_set[name]["review_reasons"] = [
             {"reason": r, "documents": n, "only_reason": sole_reasons[name][r]}
-            for r, n in reasons[name].most_common(REVIEW_REASONS_SHOWN)]
+            for r, n in sorted(reasons[name].items(), key=lambda kv: (-kv[1], kv[0]))[:REVIEW_REASONS_SHOWN]]
     overall = _set_summary(totals)
     per_field = {n: c.scores() for n, c in field_counts.items() if c.tp + c.fp + c.fn}
     return overall, per_set, per_field, {k: dict(v) for k, v in confusion.items()}

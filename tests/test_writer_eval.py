@@ -101,17 +101,19 @@ def test_score_counts_precision_recall_and_accepted_precision(tmp_path):
 
 def test_score_counts_why_documents_went_to_review_per_set(tmp_path):
     labels = [{"path": f"{n}.pdf", "source_set": "s", "doc_type": "invoice", "classify": True,
-               "fields": {"total": "1.00"}} for n in "abc"]
+               "fields": {"total": "1.00"}} for n in "abcd"]
     reasons = {"a": ["rule_failed:duplicates.invoice"],
                "b": ["rule_failed:duplicates.invoice", "low_field_confidence:total:0.70", "low_field_confidence:total:0.60"],
-               "c": []}
+               "c": [], "d": ["low_field_confidence:key_values[Date]:0.40", "low_classification_confidence:0.50"]}
     documents = [{"doc_id": n, "source_path": str(tmp_path / f"{n}.pdf"), "source_paths": None, "doc_type": "invoice",
-                  "status": "needs_review" if reasons[n] else "accepted", "review_reasons": reasons[n]} for n in "abc"]
+                  "status": "needs_review" if reasons[n] else "accepted", "review_reasons": reasons[n]} for n in "abcd"]
     overall, per_set, per_field, confusion = score(labels, documents, [], tmp_path)
-    text = Report(labels="l", out="o", seconds=1.0, documents=3, overall=overall, per_set=per_set,
+    text = Report(labels="l", out="o", seconds=1.0, documents=4, overall=overall, per_set=per_set,
                   per_field=per_field, confusion=confusion).render_text()
     assert "rule_failed:duplicates.invoice" in text
     assert per_set["s"]["review_reasons"] == [
         {"reason": "rule_failed:duplicates.invoice", "documents": 2, "only_reason": 1},
+        {"reason": "low_classification_confidence", "documents": 1, "only_reason": 0},
+        {"reason": "low_field_confidence:key_values", "documents": 1, "only_reason": 0},
         {"reason": "low_field_confidence:total", "documents": 1, "only_reason": 0},
     ]
