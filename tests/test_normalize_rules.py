@@ -393,3 +393,21 @@ def test_an_invoice_issuer_block_and_a_dash_separated_return_address_name_the_ve
                                         "Facture FA-2017-0010", "Total TTC 671,15 €"])], DocType.INVOICE)
     assert ex.get("vendor_name").value == "Au bon moulin SARL"
     assert ex.get("vendor_address").value == "1242 chemin de l'olive, 84340 Malaucène, France"
+
+
+@pytest.mark.parametrize("lines, expected", [
+    # Registration lines under the name in their OCR spellings belong to the name, not the address.
+    (["MR.D.I.Y(M)SDN BHD", "Co-REG:860671-D", "LOT1851-A,JALANKPB6,", "43300 SERI KEMBANGAN,SELANGOR",
+      "(GSTID N0 :000306020352)"], "LOT1851-A,JALANKPB6, 43300 SERI KEMBANGAN,SELANGOR"),
+    (["ADVANCO COMPANY", "Company Reg. No. : 725186-V", "NO 1&3, Jalan Wangsa Delima 12", "53300 Kuala Lumpur",
+      "03-41318972"], "NO 1&3, Jalan Wangsa Delima 12 53300 Kuala Lumpur"),
+    # A phone number with its country code ends the address.
+    (["HON HWA HARDWARE TRADING", "CompanyReg.No.:001055194x", "NO 37,JALAN MANIS7,TAMAN SEGAR,",
+      "56100 CHERAS,KUALA LUMPUR.", "+603-91302672"], "NO 37,JALAN MANIS7,TAMAN SEGAR, 56100 CHERAS,KUALA LUMPUR."),
+])
+def test_a_receipt_letterhead_address_skips_registration_lines_and_stops_at_a_phone(lines, expected):
+    from docingest.stages.extract import extract_fields
+    from schemas.fields import DocType
+
+    address = extract_fields([_receipt_page(lines + ["TOTAL 9.00"])], DocType.RECEIPT).get("vendor_address")
+    assert address is not None and address.value == expected

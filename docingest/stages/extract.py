@@ -688,8 +688,9 @@ _NOISE_LINE = re.compile(
 _ADDRESS_STOP = re.compile(
     r"\b(tel|phone|fax|gst|vat|reg|e-?mail|www\.|http|invoice|receipt|date|no\.?\s*:|ust|"
     r"number|bill\s*to|kunde|document|terminal|cashier)\b|rechnung|facture|nummer|"
-    # OCR glues labels to numbers: "TEL07-3523888", "GSTID:000849813504"; bare phone numbers.
-    r"\btel(?=[\s.:\d])|gst\s*id|\b0\d{1,2}-\s?\d{6,8}\b|"
+    # OCR glues labels to numbers: "TEL07-3523888", "GSTID:000849813504"; bare phone numbers
+    # ("03-41318972", "+603-91302672").
+    r"\btel(?=[\s.:\d])|gst\s*id|\b0\d{1,2}-\s?\d{6,8}\b|\+\d{2,3}[\s-]?\d{1,2}[\s-]?\d{6,8}\b|"
     r"\d{1,2}[/.-]\d{1,2}[/.-]\d{2,4}", re.I
 )
 # A document title printed on the same row as the issuer's name ("ACME LTD      INVOICE").
@@ -710,7 +711,9 @@ _COMPANY_SUFFIX = re.compile(
     r"s\.a\.r\.l|sas|s\.a\.|b\.v|n\.v)\b\.?|"
     # OCR glues the registration number to "S/B" and reads S as 5: "MART 5/B0519537-X)".
     r"\b[s5]/b(?=[\d(])", re.I)
-_REGISTRATION = re.compile(r"^\s*\(?\s*(c[o0]\.?\s*reg|company\s*n[o0]|reg\.?\s*n[o0]|\d{3,}-[A-Z])", re.I)
+# "(CO. REG: 933109-X)", "Co-REG:860671-D", "CompanyReg.No.:001055194x", "Conpany No:20965-W" (OCR).
+_REGISTRATION = re.compile(
+    r"^\s*\(?\s*(c[o0][.-]?\s*reg|c[o0][mn]pany\s*(reg\.?\s*)?n[o0]|reg\.?\s*n[o0]|\d{3,}-[A-Z])", re.I)
 
 
 _SELLER_BLOCK = re.compile(
