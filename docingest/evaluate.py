@@ -26,7 +26,7 @@ from typing import Any
 
 from docingest.config import Settings
 from docingest.writer import run_table_rows
-from schemas.fields import DocType, FieldKind, all_field_names, DOC_FIELDS
+from schemas.fields import DOC_FIELDS, FieldKind, all_field_names
 
 LIST_FIELDS = {"parties", "key_values"}
 

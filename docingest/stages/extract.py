@@ -1,89 +1,49 @@
 """Extract (embedded): read typed fields from a document's words, no model, no network.
 
-Label/value reading: a field's value is the first value of the right kind to the right of
-one of its labels on the same line, else on the next line. Every value keeps the text as
-printed, its normalized form, page, box and a confidence that reflects how it was found
-(label on the same line > next line > fallback) times the OCR confidence of its words.
+Per document type this module reads amounts, dates, numbers, currency and periods (invoices
+and receipts), parties, dates, law and term (contracts) and key/value pairs (forms). It finds
+values after their labels with ``labels``, the issuer and buyer with ``parties`` and the item
+rows with ``line_items``. Every value keeps the text as printed, its normalized form, page,
+box and a confidence that reflects how it was found (label on the same line > next line >
+fallback) times the OCR confidence of its words.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from datetime import date
 from decimal import Decimal
 
+from docingest.stages.labels import (
+    FALLBACK,
+    LABEL_RE,
+    NEXT_LINE,
+    SAME_LINE,
+    Candidate,
+    after_label,
+    amount_finder,
+    date_finder,
+    id_finder,
+    is_grounded,
+    name_finder,
+    neighbours,
+    plausible,
+    total_finder,
+)
 from docingest.stages.layout import Line, document_lines
+from docingest.stages.line_items import line_items
 from docingest.stages.normalize import (
     CURRENCY_SYMBOLS,
-    clean_address,
-    clean_company_name,
     ISO_4217,
+    clean_company_name,
     find_amounts,
     find_dates,
     format_amount,
-    parse_number,
 )
+from docingest.stages.parties import BUYER_BLOCK, FORM_LABEL, NAME_STOP, find_vendor, party_block, recipient
 from schemas.fields import DocType
-from schemas.records import ExtractedValue, Extraction, LineItem, PageText
-
-SAME_LINE, NEXT_LINE, FALLBACK = 0.92, 0.75, 0.45
+from schemas.records import ExtractedValue, Extraction, PageText
 
 
-@dataclass
-class Candidate:
-    raw: str
-    value: str | None
-    line: Line
-    start: int
-    end: int
-    how: float  # SAME_LINE, NEXT_LINE or FALLBACK
-    context: str | None = None  # text to ground against when the value spans several lines
-    method: str | None = None  # how it was found; calibration keys on it
-    label: str = ""  # the label text it was read after, if any
-
-    def to_value(self, name: str, key: str | None = None, scale: float = 1.0) -> ExtractedValue:
-        ocr_conf = self.line.confidence(self.start, self.end)
-        return ExtractedValue(
-            field_name=name, value_raw=self.raw, value=self.value,
-            confidence=round(max(0.0, min(1.0, self.how * ocr_conf * scale)), 4),
-            page=self.line.page, bbox=self.line.bbox(self.start, self.end),
-            grounded=is_grounded(self.raw, self.context or self.line.text), source=self.line.source, key=key,
-            method=self.method,
-        )
-
-
-def is_grounded(raw: str, text: str) -> bool:
-    """The value as printed occurs in the text (whitespace- and case-insensitive)."""
-    needle = re.sub(r"\s+", "", raw).casefold()
-    return bool(needle) and needle in re.sub(r"\s+", "", text).casefold()
-
-
-# -- label tables (English, German, French) ----------------------------------------------------
-LABELS = {
-    "invoice_number": r"invoice\s*(?:no|number|num|#|nr)\.?|rechnungs?\s*-?\s*(?:nummer|nr)\.?|"
-                      r"facture\s*n[°o]?|n[°o]\s*de\s*facture|receipt\s*(?:no|#)\.?|bill\s*(?:no|#)\.?|"
-                      r"doc(?:ument)?\s*(?:no|#)\.?|inv\s*(?:no|#)\.?|contract\s*(?:no|number|#|/\s*rev(?:ision)?)\.?|"
-                      r"order\s*(?:no|number|#|/\s*rev)\.?:?|belegnummer|\bnr\.",
-    "invoice_date": r"invoice\s*date|date\s*of\s*issue|issue\s*date|rechnungsdatum|belegdatum|"
-                    r"date\s*de\s*facture|datum|\bdate\b|\bdated\b|\bvom\b|\bdu\b",
-    "due_date": r"due\s*date|payment\s*due|pay\s*by|f[äa]llig(?:keit)?|zahlbar\s*bis|[ée]ch[ée]ance",
-    "total": r"grand\s*total|total\s*amount|amount\s*due|total\s*due|balance\s*due|"
-             r"bruttosumme|gesamtsumme|invoice\s*total|"
-             r"total\s*payable|rounded\s*total|total\s*\(?incl|nett?\s*total|total\s*ttc|"
-             r"gesamtbetrag|rechnungsbetrag|zu\s*zahlen|zahlbetrag|endbetrag|bruttobetrag|"
-             r"gross\s*amount|total\s*gross|\btotal\b|\bsumme\b|\bmontant\b",
-    "subtotal": r"sub\s*-?\s*total|total\s*excl|net\s*amount|nettobetrag|summe\s*netto|"
-                r"summe\s*ohne\s*(?:ust|mwst)|nettosumme|montant\s*ht|total\s*hors\s*taxes?|"
-                r"netto|total\s*ht|\bnet\b|warenwert|total\s*before\s*tax",
-    # OCR glues rates to labels ("GST6%"), so a label may be followed by a digit.
-    "tax": r"(?<![a-z])(?:total\s*tax|tax\s*amount|steuerbetrag|gst|vat|mwst|ust|umsatzsteuer|mehrwertsteuer|"
-           r"tva|tax(?:es)?|steuer)(?![a-z])",
-    "customer_name": r"bill\s*to|sold\s*to|invoice\s*to|customer(?:\s*name)?|client|"
-                     r"advertiser|buyer|k[äa]ufer|kunde|rechnungsempf[äa]nger|destinataire",
-    "vendor_name": r"seller|vendor|supplier|verk[äa]ufer|lieferant|from|vendeur|fournisseur",
-}
-_LABEL_RE = {k: re.compile(v, re.I) for k, v in LABELS.items()}
 _ISSUE_DATE_LABEL = re.compile(
     r"invoice\s*date|date\s*of\s*issue|issue\s*date|rechnungsdatum|beleg\s*-?\s*datum|date\s*de\s*facture|"
     r"date\s*d.[ée]mission", re.I)
@@ -113,7 +73,6 @@ _DUE_TOTAL = re.compile(
     r"amount\s*due|total\s*due|balance\s*due|total\s*payable|zu\s*zahlen|zahlbetrag|"
     r"net\s*[àa]\s*payer", re.I
 )
-_ID_RE = re.compile(r"[A-Z0-9][A-Z0-9/_.-]*\d[A-Z0-9/_.-]*", re.I)
 
 
 def extract_fields(pages: list[PageText], doc_type: DocType) -> Extraction:
@@ -131,7 +90,7 @@ def extract_fields(pages: list[PageText], doc_type: DocType) -> Extraction:
 _NUMERIC_DATE = re.compile(r"\b(\d{1,2})[/.-](\d{1,2})[/.-](?:\d{4}|\d{2})\b")
 
 
-def _guess_dayfirst(lines: list[Line]) -> bool:
+def guess_dayfirst(lines: list[Line]) -> bool:
     # A date that can only be read one way settles it for the whole document ("11/17/2017").
     day_first = month_first = 0
     for line in lines:
@@ -146,175 +105,10 @@ def _guess_dayfirst(lines: list[Line]) -> bool:
     return not re.search(r"\$|\bUSD\b|\bUS\b|\bU\.S\.", text)
 
 
-def _after_label(lines: list[Line], label: re.Pattern[str], finder, exclude=None,
-                 columns: bool = False) -> list[Candidate]:
-    """Values after a label: on its line, beside it or under it. ``columns``: a label that
-    heads a column of a header row takes the cell under it (names and ids; amounts are
-    printed beside their labels)."""
-    out: list[Candidate] = []
-    for i, line in enumerate(lines):
-        for m in label.finditer(line.text):
-            if exclude is not None and exclude.search(line.text[max(0, m.start() - 6): m.end() + 12]):
-                continue
-            rest = line.text[m.end():]
-            under = _column_under(lines, i, line, m.start(), m.end()) if columns else None
-            if under is not None:
-                # A column header ("Advertiser   Original Date / Revision"): its value is the
-                # cell right under it, not the next header on its row.
-                nxt, cs, ce = under
-                hits = finder(nxt.text[cs:ce])
-                if hits:
-                    s, e, value = hits[0]
-                    out.append(Candidate(nxt.text[cs + s:cs + e], value, nxt, cs + s, cs + e, NEXT_LINE,
-                                         label=m.group(0)))
-                    continue
-            hits = finder(rest)
-            if hits:
-                s, e, value = hits[0]
-                out.append(Candidate(rest[s:e], value, line, m.end() + s, m.end() + e, SAME_LINE,
-                                     label=m.group(0)))
-                continue
-            if not rest.strip(" :.#-"):
-                # A label alone on its line: its value is beside it or under it on the page.
-                # Text order is no guide in form-like layouts (the next line in reading order
-                # is often the next label), so look at the boxes first.
-                neighbours = _neighbours(lines, i, line.bbox(m.start(), m.end()))
-                if not neighbours and i + 1 < len(lines) and lines[i + 1].page == line.page:
-                    neighbours = [lines[i + 1]]
-                for nxt in neighbours:
-                    hits = finder(nxt.text)
-                    if hits:
-                        s, e, value = hits[0]
-                        out.append(Candidate(nxt.text[s:e], value, nxt, s, e, NEXT_LINE, label=m.group(0)))
-                        break
-    return out
-
-
-def _cells(line: Line) -> list[tuple[int, int]]:
-    """Character spans of a line's cells: runs of words with no column gap between them (a
-    gap wider than the words are tall)."""
-    cells: list[tuple[int, int]] = []
-    for k, (w, start) in enumerate(zip(line.words, line.starts)):
-        prev = line.words[k - 1] if k else None
-        height = max(w.bbox[3] - w.bbox[1], 1e-3)
-        if prev is None or w.bbox[0] - prev.bbox[2] > height:
-            cells.append((start, start + len(w.text)))
-        else:
-            cells[-1] = (cells[-1][0], start + len(w.text))
-    return cells
-
-
-def _column_under(lines: list[Line], index: int, line: Line, start: int, end: int):
-    """When a label ends its cell and another cell follows on its row (a header row), the cell
-    of the next line down that starts under the label: (line, start, end), else None."""
-    cells = _cells(line)
-    own = next((c for c in cells if c[0] <= start < c[1]), None)
-    # "Advertiser: Bernie 2020": a colon introduces the value beside the label.
-    if own is None or own[1] > end or own == cells[-1]:
-        return None
-    box = line.bbox(start, end)
-    if box is None:
-        return None
-    x0, y0, x1, y1 = box
-    height = y1 - y0
-    for nxt in lines[index + 1: index + 4]:
-        if nxt.page != line.page or not nxt.words:
-            continue
-        top = min(w.bbox[1] for w in nxt.words)
-        if not 0 <= top - y1 <= 2.5 * height:
-            continue
-        for cs, ce in _cells(nxt):
-            first = nxt.span_words(cs, cs + 1)[0]
-            if x0 - 0.01 <= first.bbox[0] < x1:
-                return nxt, cs, ce
-    return None
-
-
-def _neighbours(lines: list[Line], index: int, label_box) -> list[Line]:
-    """Lines that hold a label's value: to its right on the same row (nearest first), then
-    right under it. Lines that are themselves labels ("Invoice #", "Date:") are skipped."""
-    if label_box is None:
-        return []
-    x0, y0, x1, y1 = label_box
-    height = max(y1 - y0, 1e-3)
-    page = lines[index].page
-    right, below = [], []
-    for j, other in enumerate(lines):
-        if j == index or other.page != page or not other.words:
-            continue
-        ox0, oy0, ox1, oy1 = other.bbox(0, len(other.text))
-        if other.text.rstrip().endswith((":", "#")):
-            continue
-        overlap = min(y1, oy1) - max(y0, oy0)
-        if overlap >= 0.5 * min(height, oy1 - oy0) and ox0 >= x1 - 0.002 and ox0 - x1 < 0.45:
-            right.append((ox0 - x1, other))
-        elif 0 <= oy0 - y1 <= 2.5 * height and ox0 < x1 + 0.05 and ox1 > x0:
-            below.append((oy0 - y1, other))
-    return [l for _, l in sorted(right, key=lambda t: t[0])[:1] + sorted(below, key=lambda t: t[0])[:1]]
-
-
-def _amount_finder(text: str):
-    # "Tax 8% 25.34": the rate is not the amount.
-    # "SIRET : 99999999800010": eight digits and more without separators are an id.
-    return [(s, e, format_amount(v)) for s, e, v in find_amounts(text)
-            if not re.match(r"\s?%", text[e:e + 2]) and not re.match(r"[./-]\d{2,4}\b", text[e:e + 5])
-            and not re.fullmatch(r"\d{8,}", text[s:e])]
-
-
-_CURRENCY_BEFORE = re.compile(r"(?:([$€£¥])|\b(RM)|\b([A-Z]{3}))\s?$")
-
-
-def _currency_marked(text: str, start: int) -> bool:
-    m = _CURRENCY_BEFORE.search(text[max(0, start - 4): start])
-    return bool(m) and (m.group(3) is None or m.group(3) in ISO_4217)
-
-
-def _total_finder(text: str):
-    """The amount a total label points at: the first one marked with a currency ("Total
-    EUR 119.00 (incl. VAT 19.00)"), else the largest one with decimals ("TOTAL ROUNDED ?3-10
-    33.90", "Total: 80.91 0.00")."""
-    hits = _amount_finder(text)
-    marked = [h for h in hits if _currency_marked(text, h[0])]
-    if marked:
-        return marked[:1]
-    decimal = [h for h in hits if re.search(r"[.,]\d{2}$", text[h[0]:h[1]])]
-    if decimal:
-        # "Total: 80.91 0.00" (amount and tax columns): the total is the larger.
-        return [max(decimal, key=lambda h: Decimal(h[2]))]
-    return hits[:1]
-
-
-def _date_finder(dayfirst: bool):
-    def find(text: str):
-        return [(s, e, d.isoformat()) for s, e, d in find_dates(text, dayfirst) if _plausible(d)]
-    return find
-
-
-def _plausible(d: date) -> bool:
-    return 1990 <= d.year <= 2100
-
-
-def _id_finder(text: str):
-    text_stripped = text.lstrip(" :.#-")
-    offset = len(text) - len(text_stripped)
-    m = _ID_RE.match(text_stripped)
-    if not m:
-        return []
-    return [(offset + m.start(), offset + m.end(), m.group(0))]
-
-
-def _name_finder(text: str):
-    stripped = text.strip(" :.-")
-    if len(stripped) < 2 or not re.search(r"[A-Za-z]{2}", stripped):
-        return []
-    start = text.index(stripped)
-    return [(start, start + len(stripped), stripped)]
-
-
 def _financial(lines: list[Line], doc_type: DocType) -> Extraction:
     values: list[ExtractedValue] = []
-    dayfirst = _guess_dayfirst(lines)
-    find_date = _date_finder(dayfirst)
+    dayfirst = guess_dayfirst(lines)
+    find_date = date_finder(dayfirst)
 
     def best(cands: list[Candidate]) -> Candidate | None:
         return max(cands, key=lambda c: c.how) if cands else None
@@ -323,9 +117,9 @@ def _financial(lines: list[Line], doc_type: DocType) -> Extraction:
     # "total" on the document, which is where totals are printed).
     receipt = doc_type == DocType.RECEIPT
     # On a till receipt "Net Total" is what was paid; on an invoice it is the amount before tax.
-    totals = _after_label(lines, _LABEL_RE["total"], _total_finder,
+    totals = after_label(lines, LABEL_RE["total"], total_finder,
                           exclude=_NOT_TOTAL_RECEIPT if receipt else _NOT_TOTAL)
-    rounded = _after_label(lines, _ROUNDED_TOTAL, _total_finder)
+    rounded = after_label(lines, _ROUNDED_TOTAL, total_finder)
     gross = [c for c in totals if _GROSS_TOTAL.search(c.line.text)]
     due = [c for c in totals if _DUE_TOTAL.search(c.line.text)]
     if rounded:
@@ -339,7 +133,7 @@ def _financial(lines: list[Line], doc_type: DocType) -> Extraction:
         total = totals[-1] if totals else None
     if total is None:
         total = _largest_amount(lines)
-    subtotal = best(_after_label(lines, _LABEL_RE["subtotal"], _amount_finder))
+    subtotal = best(after_label(lines, LABEL_RE["subtotal"], amount_finder))
     tax = _tax(lines, subtotal, total)
     total = _reconcile_total(lines, total, subtotal, tax)
 
@@ -352,10 +146,10 @@ def _financial(lines: list[Line], doc_type: DocType) -> Extraction:
             values.append(cand.to_value(name))
 
     # Dates.
-    due = best(_after_label(lines, _LABEL_RE["due_date"], find_date))
+    due = best(after_label(lines, LABEL_RE["due_date"], find_date))
     issued_cands = [
-        c for c in _after_label(lines, _LABEL_RE["invoice_date"], find_date)
-        if not _LABEL_RE["due_date"].search(c.line.text)
+        c for c in after_label(lines, LABEL_RE["invoice_date"], find_date)
+        if not LABEL_RE["due_date"].search(c.line.text)
     ]
     # An explicit issue-date label first, then a date on the invoice-number line ("Rechnung
     # Nr. 280081 vom 13.07.2018"), then the first generic "Date:" / "vom".
@@ -383,11 +177,11 @@ def _financial(lines: list[Line], doc_type: DocType) -> Extraction:
         values.extend(period)
 
     # The invoice's own number before any other number the document carries (order, contract).
-    number = best(_after_label(lines, _INVOICE_NUMBER_LABEL, _id_finder, columns=True))
+    number = best(after_label(lines, _INVOICE_NUMBER_LABEL, id_finder, columns=True))
     if number is not None:
         number.method = "invoice_label"
     else:
-        found = _after_label(lines, _LABEL_RE["invoice_number"], _id_finder, columns=True)
+        found = after_label(lines, LABEL_RE["invoice_number"], id_finder, columns=True)
         # A contract number names the deal an order or invoice belongs to; an order number
         # beside it is the buyer's or the station's reference, so the contract number wins.
         contract = [c for c in found if re.match(r"(?i)contract", c.label.strip())]
@@ -406,20 +200,20 @@ def _financial(lines: list[Line], doc_type: DocType) -> Extraction:
 
     # A customer label must introduce a value ("Bill to:", a label opening its line), not be
     # part of a phrase ("Customer Service Hotline").
-    buyer = _party_block(lines, _BUYER_BLOCK)
+    buyer = party_block(lines, BUYER_BLOCK)
     customer = buyer[0] if buyer else best(
-        [c for c in _after_label(lines, _LABEL_RE["customer_name"], _name_finder, columns=True)
-         if (c.how != SAME_LINE or _introduces_value(c)) and not _FORM_LABEL.match(c.raw.strip())
+        [c for c in after_label(lines, LABEL_RE["customer_name"], name_finder, columns=True)
+         if (c.how != SAME_LINE or _introduces_value(c)) and not FORM_LABEL.match(c.raw.strip())
          # Another label ("Agency: ...", "Original Date / Revision") or a contact line is no name.
-         and not _NAME_STOP.search(c.raw) and not re.match(r"[\w/ -]{1,25}:", c.raw.strip())])
+         and not NAME_STOP.search(c.raw) and not re.match(r"[\w/ -]{1,25}:", c.raw.strip())])
     if customer is not None and not buyer:
         customer.method = "label"
     if customer is None:
-        customer = _recipient(lines)
+        customer = recipient(lines)
     if customer is not None:
         values.append(customer.to_value("customer_name", scale=0.8))
 
-    vendor = _vendor(lines)
+    vendor = find_vendor(lines)
     if vendor is not None:
         name, address = vendor
         name.value = clean_company_name(name.value)
@@ -427,7 +221,7 @@ def _financial(lines: list[Line], doc_type: DocType) -> Extraction:
         if address is not None:
             values.append(address.to_value("vendor_address"))
 
-    items = _line_items(lines)
+    items = line_items(lines)
     credit_note = any(_CREDIT_NOTE.search(line.text) for line in lines[:40])
     return Extraction(doc_type=doc_type, values=values, line_items=items, credit_note=credit_note)
 
@@ -477,7 +271,7 @@ _INCLUDING_TAX = re.compile(r"\bincl|\binkl|inclusive|inchusive|\binc\.?\s*(?:gs
 
 
 def _tax(lines: list[Line], subtotal: Candidate | None, total: Candidate | None) -> Candidate | None:
-    cands = _after_label(lines, _LABEL_RE["tax"], _amount_finder)
+    cands = after_label(lines, LABEL_RE["tax"], amount_finder)
     # A tax label followed by "6%" then an amount: the finder skips percentages already.
     cands = [c for c in cands if not re.search(r"(?i)reg|no\b|nr\b|id\b|number", c.line.text[: c.start])
              and not _WITHOUT_TAX.search(c.line.text) and not _INCLUDING_TAX.search(c.line.text)]
@@ -553,7 +347,7 @@ def _reconcile_total(lines: list[Line], total: Candidate | None, subtotal: Candi
 
 def _till_amount(lines: list[Line], label: re.Pattern[str]) -> Candidate | None:
     """The first amount with cents after the label: "Cashier: cash3" is a name, not a payment."""
-    return next((c for c in _after_label(lines, label, _amount_finder) if re.search(r"[.,]\d\d$", c.raw)), None)
+    return next((c for c in after_label(lines, label, amount_finder) if re.search(r"[.,]\d\d$", c.raw)), None)
 
 
 _ROUNDING_ADJ = re.compile(r"(?i)round\w*\s*(?:adj\w*|amount|amt)?")
@@ -567,7 +361,7 @@ def _rounded_total(lines: list[Line], total: Candidate, evidence: list[tuple[Dec
     if not any(_ROUNDING.search(line.text) for line in lines):
         return None
     chosen = Decimal(total.value)
-    targets = [chosen + Decimal(adj.value) for adj in _after_label(lines, _ROUNDING_ADJ, _amount_finder)
+    targets = [chosen + Decimal(adj.value) for adj in after_label(lines, _ROUNDING_ADJ, amount_finder)
                if 0 < abs(Decimal(adj.value)) < _ROUNDING_STEP]
     targets += [e for e, from_payment in evidence if from_payment and 0 < abs(e - chosen) < _ROUNDING_STEP]
     below = lines[total.line.index:]
@@ -624,10 +418,10 @@ def _period(lines: list[Line], dayfirst: bool) -> list[ExtractedValue]:
             # on the line beside or under a label that stands alone.
             places = [(line, m.end())]
             if not find_dates(line.text[m.end():], dayfirst):
-                places += [(n, 0) for n in _neighbours(lines, i, line.bbox(m.start(), m.end()))]
+                places += [(n, 0) for n in neighbours(lines, i, line.bbox(m.start(), m.end()))]
             for where, offset in places:
                 dates = [(s + offset, e + offset, d) for s, e, d in find_dates(where.text[offset:], dayfirst)
-                         if _plausible(d)]
+                         if plausible(d)]
                 if len(dates) >= 2 and dates[0][2] <= dates[1][2]:
                     (s1, e1, d1), (s2, e2, d2) = dates[:2]
                     # Beside the label on its line, or in a neighbouring box of a form layout.
@@ -679,367 +473,6 @@ def _currency(lines: list[Line]) -> Candidate | None:
     if len(counts) > 1:
         cand.how *= 0.7  # two currencies on one document: less sure which one is the invoice's
     return cand
-
-
-_NOISE_LINE = re.compile(
-    r"^(tax\s*invoice|invoice|receipt|rechnung|facture|official\s*receipt|cash\s*(sale|bill)|"
-    r"welcome|copy|original|page\s*\d|seite\s*\d|bill|simplified)\b", re.I
-)
-_ADDRESS_STOP = re.compile(
-    r"\b(tel|phone|fax|gst|vat|reg|e-?mail|www\.|http|invoice|receipt|date|no\.?\s*:|ust|"
-    r"number|bill\s*to|kunde|document|terminal|cashier)\b|rechnung|facture|nummer|"
-    # OCR glues labels to numbers: "TEL07-3523888", "GSTID:000849813504"; bare phone numbers
-    # ("03-41318972", "+603-91302672").
-    r"\btel(?=[\s.:\d])|gst\s*id|\b0\d{1,2}-\s?\d{6,8}\b|\+\d{2,3}[\s-]?\d{1,2}[\s-]?\d{6,8}\b|"
-    r"\d{1,2}[/.-]\d{1,2}[/.-]\d{2,4}", re.I
-)
-# A document title printed on the same row as the issuer's name ("ACME LTD      INVOICE").
-_TITLE_TAIL = re.compile(r"\s+(tax\s+invoice|invoice|rechnung|facture|receipt)\b.*$", re.I)
-_NAME_STOP = re.compile(r"\b(tel|phone|fax|e-?mail|www\.|http|date|datum)\b|\d{1,2}[/.-]\d{1,2}[/.-]\d{2,4}|"
-                        r"\.com\b|thank|shopping", re.I)
-# Contact and tax lines end a letterhead: a company named below them is not the issuer.
-_LETTERHEAD_END = re.compile(r"(?i)\b(tel|phone|fax|h/?p)\b|\btel(?=[\s.:\d])|gst\s*(?:no|id|reg)")
-
-
-_VENDOR_LABEL_AT_START = re.compile(
-    r"^\s*(seller|vendor|supplier|verk[äa]ufer|lieferant|from|vendeur|fournisseur)\s*:?\s*$", re.I)
-# Long suffixes may be glued to the name by OCR ("YONGFATTENTERPRISE"); short ones need a
-# word boundary ("AG" is in "PAGE").
-_COMPANY_SUFFIX = re.compile(
-    r"(sdn\.?\s*bhd|enterprise|trading|hardware|restaurant|restoran|limited|gmbh)\b|"
-    r"\b(bhd|[s5]/b|pte\.?\s*ltd|ltd|llc|l\.l\.c|inc|corp(oration)?|ag|kg|se|plc|llp|sarl|"
-    r"s\.a\.r\.l|sas|s\.a\.|b\.v|n\.v)\b\.?|"
-    # OCR glues the registration number to "S/B" and reads S as 5: "MART 5/B0519537-X)".
-    r"\b[s5]/b(?=[\d(])", re.I)
-# "(CO. REG: 933109-X)", "Co-REG:860671-D", "CompanyReg.No.:001055194x", "Conpany No:20965-W" (OCR).
-_REGISTRATION = re.compile(
-    r"^\s*\(?\s*(c[o0][.-]?\s*reg|c[o0][mn]pany\s*(reg\.?\s*)?n[o0]|reg\.?\s*n[o0]|\d{3,}-[A-Z])", re.I)
-
-
-_SELLER_BLOCK = re.compile(
-    r"^(ver\s?k[äa]ufer|seller|supplier|lieferant|vendor|vendeur|fournisseur|rechnungs?e?rsteller|"
-    r"leistungserbringer)(\s*/\s*[\w-]+)?\s*:?$", re.I)
-_BUYER_BLOCK = re.compile(
-    r"^(k[äa]ufer|buyer|bill\s*to|sold\s*to|invoice\s*to|rechnungsempf[äa]nger|kunde|customer|"
-    r"acheteur|client|leistungsempf[äa]nger)(\s*/\s*[\w-]+)?\s*:?$", re.I)
-_BLOCK_SKIP = re.compile(r"^(name\s*:?$|(globale\s*)?nummer\b|number\b|kunden-?nr|customer\s*(no|id)|id\s*:|gln\b)", re.I)
-_ADDRESS_START = re.compile(
-    r"^anschrift\s*:|^address\s*:|^adresse\s*:|"
-    r"\b[\w.-]*(str\.|straße|strasse|street|road|weg|allee|platz|gasse|avenue|ave\.|rue|chemin)\s*\d|"
-    r"^\d+[a-z]?\s+\w+.*\b(street|st|road|rd|avenue|ave|blvd|lane|ln|drive|dr|way)\b\.?|"
-    r"^([A-Z]{2}[\s-]?)?\d{4,5}\s+\w+|^(postfach|p\.?o\.?\s*box)\b", re.I)
-# A column of form labels under a role word ("Buyer / Salesperson / Product / Brand") is a label
-# column whose values are printed elsewhere, not a party: a label is never a name.
-_FORM_LABEL = re.compile(
-    r"^(salesperson|product|brand|agency|advertiser|estimate(/hl)?|comments?|contract|terms|period|"
-    r"acct\s*types?|bill\s*type|co-?op|special\s*handling|demo|revision|[\w/ -]{1,25}:)\s*:?$", re.I)
-_BLOCK_END = re.compile(r"\b(ust|vat|tel|telefon|fon|mobil|phone|fax|e-?mail|www\.|iban|bic|tax\s*id)\b|steuer", re.I)
-
-
-def _party_block(lines: list[Line], header: re.Pattern[str]) -> tuple[Candidate, Candidate | None] | None:
-    """A party printed as a block under its role ("Verkäufer", "Bill to:"): the name is the
-    lines up to the first address line, the address the lines after it up to a tax id, phone
-    or the next block."""
-    for i, line in enumerate(lines[:200]):
-        if not header.match(line.text.strip()):
-            continue
-        body = []
-        for nxt in lines[i + 1: i + 12]:
-            text = nxt.text.strip()
-            if nxt.page != line.page or _SELLER_BLOCK.match(text) or _BUYER_BLOCK.match(text):
-                break
-            if _BLOCK_SKIP.match(text):
-                continue
-            body.append(nxt)
-        name_lines: list[Line] = []
-        address_lines: list[Line] = []
-        for nxt in body:
-            if _BLOCK_END.search(nxt.text):
-                break
-            if address_lines or (name_lines and _ADDRESS_START.search(nxt.text)):
-                address_lines.append(nxt)
-                if len(address_lines) == 4:
-                    break
-            elif re.match(r"^\s*\w[\w\s.-]{1,30}:\s*\S", nxt.text) and not re.match(r"(?i)^\s*name\s*:", nxt.text):
-                # "Ansprechpartner: Max Mustermann" follows the name and is not part of it; the
-                # address may still follow ("Anschrift: ...").
-                continue
-            elif name_lines and _COMPANY_SUFFIX.search(name_lines[-1].text):
-                continue  # "Taxi-Gast AG" / "Hans Mustermann": a contact person under the company
-            elif len(name_lines) < 3:
-                name_lines.append(nxt)
-            else:
-                break
-        if not name_lines or _FORM_LABEL.match(name_lines[0].text.strip()):
-            continue
-        name_text = " ".join(re.sub(r"^name\s*:\s*", "", l.text, flags=re.I) for l in name_lines).strip()
-        name = Candidate(name_text, name_text, name_lines[0], 0, len(name_lines[0].text), SAME_LINE,
-                         context=" ".join(l.text for l in name_lines), method="party_block")
-        address = None
-        if address_lines:
-            joined = " ".join(re.sub(r"^(anschrift|address|adresse)\s*:\s*", "", l.text, flags=re.I)
-                              for l in address_lines).strip()
-            address = Candidate(joined, joined, address_lines[0], 0, len(address_lines[0].text),
-                                NEXT_LINE, context=" ".join(l.text for l in address_lines), method="party_block")
-        return name, address
-    return None
-
-
-# A registration number printed after the name: "99 SPEED MART S/B (519537-X)".
-_REG_TAIL = re.compile(r"[\s(]*\(?\s*\d{4,}\s*[-·.]?\s*[A-Z]\s*\)?\s*$")
-
-
-_SENDER_LINE = re.compile(r"^(.{3,60}?)(?:\s*[●•·|]\s*|\s+[-–]\s+)\S")
-
-
-def _sender_line(page_lines: list[Line]) -> Candidate | None:
-    """The return-address line of a letter: "Bei Spiel GmbH ● Ecke 12 ● 12345 Stadthausen"."""
-    for line in page_lines:
-        m = _SENDER_LINE.match(line.text)
-        if m and _COMPANY_SUFFIX.search(m.group(1)):
-            return Candidate(m.group(1).strip(), m.group(1).strip(), line, 0, m.end(1), NEXT_LINE,
-                             method="sender_line")
-    return None
-
-
-def _recipient(lines: list[Line]) -> Candidate | None:
-    """A letter's window envelope: the recipient's name is the line under the return-address
-    line ("Bei Spiel GmbH ● Ecke 12 ● 12345 Stadthausen" / "Theodor Est")."""
-    first_page = [l for l in lines if l.page == lines[0].page] if lines else []
-    sender = _sender_line(first_page)
-    if sender is None:
-        return None
-    if sender.line.index + 1 >= len(first_page):
-        return None
-    after = first_page[sender.line.index + 1]  # the first page's lines start the document
-    # The seller's own name again is its letterhead, not a recipient.
-    if _name_like(after.text) and sender.raw not in after.text:
-        text = after.text.strip()
-        return Candidate(text, text, after, 0, len(after.text), NEXT_LINE, method="recipient")
-    return None
-
-
-def _sender_address(sender: Candidate) -> Candidate | None:
-    """The rest of the return-address line: "● Ecke 12 ● 12345 Stadthausen"."""
-    parts = [p.strip() for p in re.split(r"\s*[●•·|]\s*|\s+[-–]\s+", sender.line.text[sender.end:]) if p.strip()]
-    # A country may follow the town ("● 12345 Stadthausen ● Germany").
-    if not parts or not _ADDRESS_START.search(" ".join(parts)) and not any(
-            re.search(r"\d{4,5}\s+\w", p) for p in parts[-2:]):
-        return None
-    start = sender.line.text.index(parts[0], sender.end)
-    printed = sender.line.text[start:].strip()
-    return Candidate(printed, clean_address(", ".join(parts)), sender.line, start, len(sender.line.text), NEXT_LINE,
-                     context=sender.line.text, method="sender_line")
-
-
-def _name_like(text: str) -> bool:
-    text = text.strip()
-    return (len(text) >= 3 and not re.search(r"\d", text) and not text.islower()
-            and not _NOISE_LINE.match(text) and not _NAME_STOP.search(text))
-
-
-def _vendor(lines: list[Line]) -> tuple[Candidate, Candidate | None] | None:
-    """The issuer: a seller block, a labelled seller name, else a company line at the top."""
-    block = _party_block(lines, _SELLER_BLOCK)
-    if block is not None:
-        return block
-    # Only a label that opens its line ("Seller: ACME"): "download from GooglePlay" is no vendor.
-    labelled = [c for c in _after_label(lines, _LABEL_RE["vendor_name"], _name_finder)
-                if _VENDOR_LABEL_AT_START.match(c.line.text[: c.start] if c.how == SAME_LINE
-                                                else lines[c.line.index - 1].text)]
-    if labelled:
-        c = labelled[0]
-        c.how, c.method = min(c.how, 0.7), "label"
-        return c, None
-    first_page = [l for l in lines if l.page == lines[0].page] if lines else []
-    head = first_page[:10]
-    letterhead_end = next((i for i, l in enumerate(head) if i > 0 and _LETTERHEAD_END.search(l.text)), len(head))
-    # A line that names a company ("... SDN BHD", "... GmbH", "... Ltd") is the issuer more
-    # often than whatever happens to be printed (or handwritten) above it.
-    suffixed = [i for i, l in enumerate(head[:letterhead_end]) if _COMPANY_SUFFIX.search(l.text)
-                and not _NAME_STOP.search(l.text) and not _LABEL_RE["customer_name"].search(l.text)
-                and not _REGISTRATION.search(l.text) and not re.search(r"(?i)reg\.?\s*n[o0]", l.text)]
-    sender = _sender_line(first_page)
-    if sender is not None and (not suffixed or head[suffixed[0]] is sender.line):
-        return sender, _sender_address(sender)
-    order = suffixed[:1] + [i for i in range(min(8, len(head))) if i not in suffixed[:1]]
-    for i in order:
-        line = head[i]
-        text = _TITLE_TAIL.sub("", line.text).strip()
-        if len(text) < 3 or _NOISE_LINE.match(text) or not re.search(r"[A-Za-z]{3}", text):
-            continue
-        if text.islower():
-            continue  # a handwritten note or a stamp, not a printed letterhead
-        if _NAME_STOP.search(text) or find_amounts(text) and not re.search(r"[A-Za-z]{4}", text):
-            continue
-        how = NEXT_LINE if i in suffixed[:1] else FALLBACK + 0.15
-        context = None
-        text = _REG_TAIL.sub("", text).strip() or text
-        suffix = _COMPANY_SUFFIX.search(text)
-        # "CO. (M)" before "SDN BHD" is part of the suffix, not of the name.
-        name_words = [w for w in text[: suffix.start()].split()
-                      if not re.fullmatch(r"(?i)co\.?|\(\w\)|&", w)] if suffix else []
-        if (i in suffixed[:1] and i > 0 and suffix is not None
-                and sum(len(re.sub(r"\W", "", w)) for w in name_words) < 8 and _name_like(head[i - 1].text)):
-            # "PASARAYA BORONG PINTAR" / "SDN BHD": the name started on the line above. Eight
-            # letters before the suffix are a whole name ("TasteOfTheWorldSdnBhd" under a brand).
-            text = f"{head[i - 1].text.strip()} {text}"
-            context = text
-            line = head[i - 1]
-        if re.search(r"(&|\band)$", text, re.I) and i + 1 < len(head):
-            # "HOME MASTER HARDWARE &" / "ELECTRICAL": the name goes on.
-            text = f"{text} {head[i + 1].text.strip()}"
-            context = text
-            i += 1
-        elif (i + 2 < len(head) and _name_like(head[i + 1].text)
-              and head[i + 1].text.isupper() and _REGISTRATION.match(head[i + 2].text)):
-            # "RESTAURANT JIAWEI" / "JIAWEI HOUSE" / "002693074-K": the registration number
-            # closes the name, so the line above it is still the name.
-            text = f"{text} {head[i + 1].text.strip()}"
-            context = text
-            i += 1
-        method = "letterhead_company" if i in suffixed[:1] else "letterhead_top"
-        name = Candidate(text, text, line, 0, len(line.text), how, context=context, method=method)
-        address_lines = []
-        for nxt in first_page[i + 1: i + 7]:
-            if (_REGISTRATION.match(nxt.text) or clean_address(nxt.text) is None) and not address_lines:
-                continue  # "(CO. REG: 933109-X)" under the name belongs to it, not the address
-            if _ADDRESS_STOP.search(nxt.text) or _NOISE_LINE.match(nxt.text):
-                break
-            address_lines.append(nxt)
-        address = None
-        if address_lines:
-            joined = " ".join(l.text for l in address_lines)
-            address = Candidate(joined, clean_address(joined), address_lines[0], 0,
-                                len(address_lines[0].text), FALLBACK, context=joined, method=method)
-        return name, address
-    return None
-
-
-_ITEM_HEADER = re.compile(r"\b(description|item|article|artikel|bezeichnung|qty|quantity|menge|désignation)\b", re.I)
-
-
-# Where an item table ends: its totals, or the tax breakdown printed under it.
-_ITEM_TABLE_END = re.compile(
-    r"(?i)\b(sub\s*-?total|total|summe|gesamt|netto|tax|vat|gst|mwst|ust)\b|umsatzsteuer|steueraufschl")
-# Words printed between an item's numbers: units ("20 Stk", "3 Std", "2 x") and currencies.
-_ITEM_UNIT = re.compile(
-    r"(?i)^(x|stk\.?|st\.?|stück|std\.?|h|hrs?|pcs?\.?|pce|ea|each|units?|kg|g|l|m|m2|m²|"
-    r"[$€£]|eur|usd|gbp|rm|myr)$")
-
-
-def _line_items(lines: list[Line]) -> list[LineItem]:
-    """Rows after an item header: a description, then numbers of which two multiply to the
-    row's amount (quantity x unit price). The amount may sit alone on the next line."""
-    items: list[LineItem] = []
-    in_table = False
-    for i, line in enumerate(lines):
-        if _ITEM_HEADER.search(line.text) and len(find_amounts(line.text)) == 0:
-            in_table = True
-            continue
-        if not in_table:
-            continue
-        if _ITEM_TABLE_END.search(line.text):
-            in_table = False
-            continue
-        description, numbers = _item_row(line.text)
-        if not numbers:
-            continue
-        nxt = lines[i + 1] if i + 1 < len(lines) else None
-        lone = parse_number(nxt.text.strip()) if nxt is not None and nxt.page == line.page else None
-        if lone is not None:
-            amount, factors = lone, numbers
-        elif len(numbers) >= 2:
-            amount, factors = numbers[-1], numbers[:-1]
-        else:
-            continue
-        qty, unit = _quantity_and_price(factors, amount)
-        # A quantity may be printed before the description ("400,00 Luftballon ... 0,79 316,00").
-        leading = re.match(r"(\S+)\s+(?=\D)", description)
-        if qty is None and leading and (first := parse_number(leading.group(1))) is not None:
-            qty, unit = _quantity_and_price([first, *factors], amount)
-            if qty is not None:
-                description = description[leading.end():]
-        if not re.search(r"[^\W\d_]{3}", description):
-            # A row of numbers only: when they verify, the description is printed above it.
-            if qty is None:
-                continue
-            description = _description_above(lines, i)
-            if description is None:
-                continue
-        confidence = 0.85 if qty is not None else 0.5
-        items.append(LineItem(
-            line_no=len(items) + 1, description=description,
-            quantity=_plain(qty) if qty is not None else None,
-            unit_price=_plain_price(unit) if unit is not None else None,
-            amount=format_amount(amount), page=line.page, confidence=confidence,
-        ))
-    return items
-
-
-def _description_above(lines: list[Line], index: int) -> str | None:
-    """The words printed above a numbers-only item row, up to the first line with a word
-    ("Trennblätter" / "A4" / "9,9000 20 Stk 19 % 198,00")."""
-    parts: list[str] = []
-    for line in reversed(lines[max(0, index - 3): index]):
-        if line.page != lines[index].page or _ITEM_HEADER.search(line.text) or parse_number(line.text.strip()):
-            break
-        parts.insert(0, line.text.strip())
-        if re.search(r"[^\W\d_]{3}", line.text):
-            return " ".join(parts)
-    return None
-
-
-def _item_row(text: str) -> tuple[str, list[Decimal]]:
-    """Split a row into its description and the run of numbers at its end. Tax rates ("19 %")
-    and units ("Stk") in the run are skipped; numbers inside the description ("Paper A4",
-    "2 Nächte Hotel") are not part of the run. A leading position number is dropped."""
-    tokens = text.split()
-    numbers: list[Decimal] = []
-    end = len(tokens)
-    while end > 0:
-        token = tokens[end - 1]
-        if token == "%" and end >= 2 and parse_number(tokens[end - 2]) is not None:
-            end -= 2  # a tax rate
-        elif token.endswith("%") and parse_number(token[:-1]) is not None:
-            end -= 1
-        elif _ITEM_UNIT.match(token):
-            end -= 1
-        elif (value := parse_number(token)) is not None:
-            numbers.insert(0, value)
-            end -= 1
-        else:
-            break
-    description = re.sub(r"^\d{1,3}\s+(?=\D)", "", " ".join(tokens[:end])).strip(" -:x")
-    if not description and numbers and numbers[0] == numbers[0].to_integral_value() and len(numbers) >= 4:
-        numbers = numbers[1:]  # "2 5,5000 50 Stk 7 % 275,00": the first is the position
-    return description, numbers
-
-
-def _quantity_and_price(factors: list[Decimal], amount: Decimal) -> tuple[Decimal | None, Decimal | None]:
-    """The two numbers whose product is the amount; the whole one is the quantity. A lone
-    number equal to the amount is a unit price with quantity 1."""
-    for a_index, a in enumerate(factors):
-        for b in factors[a_index + 1:]:
-            if abs(a * b - amount) <= Decimal("0.01"):
-                a_whole, b_whole = a == a.to_integral_value(), b == b.to_integral_value()
-                if a_whole != b_whole:
-                    return (a, b) if a_whole else (b, a)
-                return min(a, b), max(a, b)  # both whole: the quantity is usually the smaller
-    if factors and abs(factors[-1] - amount) <= Decimal("0.005"):
-        return Decimal(1), factors[-1]
-    return None, None
-
-
-def _plain_price(value: Decimal) -> str:
-    """A unit price keeps its printed precision beyond cents ("9.9000" -> "9.90", "0.1234")."""
-    normalized = value.normalize()
-    return format_amount(normalized) if normalized.as_tuple().exponent >= -2 else f"{normalized:f}"
-
-
-def _plain(value: Decimal) -> str:
-    text = f"{value:f}"
-    return text.rstrip("0").rstrip(".") if "." in text else text
 
 
 # -- contracts -----------------------------------------------------------------------------------
@@ -1112,13 +545,13 @@ def _contract(lines: list[Line]) -> Extraction:
 
     for em in _EFFECTIVE.finditer(text):
         dates = find_dates(text[em.end(): em.end() + 40], dayfirst=False)
-        if dates and dates[0][0] == 0 and _plausible(dates[0][2]):
+        if dates and dates[0][0] == 0 and plausible(dates[0][2]):
             s, e, d = dates[0]
             values.append(_span_value("effective_date", text[em.end() + s: em.end() + e], em.end() + s,
                                       em.end() + e, index, SAME_LINE, value=d.isoformat()))
             break
     else:
-        dates = [d for d in find_dates(text, dayfirst=False) if _plausible(d[2])]
+        dates = [d for d in find_dates(text, dayfirst=False) if plausible(d[2])]
         if dates:
             s, e, d = dates[0]
             values.append(_span_value("effective_date", text[s:e], s, e, index, FALLBACK, value=d.isoformat()))
@@ -1176,4 +609,3 @@ def _form(lines: list[Line]) -> Extraction:
             continue
         values.append(cand.to_value("key_values", key=key))
     return Extraction(doc_type=DocType.FORM, values=values)
-

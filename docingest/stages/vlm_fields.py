@@ -12,7 +12,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from docingest.stages.extract import _guess_dayfirst, _plausible, term_value
+from docingest.stages.extract import guess_dayfirst, term_value
+from docingest.stages.labels import plausible
 from docingest.stages.layout import document_lines, union_bbox
 from docingest.stages.normalize import (
     CURRENCY_SYMBOLS,
@@ -109,7 +110,7 @@ def normalize_value(raw: str, kind: FieldKind, dayfirst: bool) -> str | None:
     raw = raw.strip()
     if kind == FieldKind.DATE:
         d = parse_date(raw, dayfirst)
-        return d.isoformat() if d and _plausible(d) else None
+        return d.isoformat() if d and plausible(d) else None
     if kind == FieldKind.AMOUNT:
         v = parse_amount(raw)
         return format_amount(v) if v is not None else None
@@ -139,7 +140,7 @@ def _value(name: str, raw: str, kind: FieldKind, page: PageText, dayfirst: bool,
 
 def page_values(answer, doc_type: DocType, page: PageText) -> tuple[list[ExtractedValue], list[LineItem]]:
     """One page's answer as values (grounded against that page's words) and line items."""
-    dayfirst = _guess_dayfirst(document_lines([page]))
+    dayfirst = guess_dayfirst(document_lines([page]))
     values: list[ExtractedValue] = []
     for spec in field_specs(doc_type):
         raw = getattr(answer, spec.name, None)

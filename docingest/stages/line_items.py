@@ -1,0 +1,137 @@
+"""Line items: rows under an item header whose numbers multiply to the row's amount."""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+
+from docingest.stages.layout import Line
+from docingest.stages.normalize import find_amounts, format_amount, parse_number
+from schemas.records import LineItem
+
+
+
+_ITEM_HEADER = re.compile(r"\b(description|item|article|artikel|bezeichnung|qty|quantity|menge|désignation)\b", re.I)
+
+
+# Where an item table ends: its totals, or the tax breakdown printed under it.
+_ITEM_TABLE_END = re.compile(
+    r"(?i)\b(sub\s*-?total|total|summe|gesamt|netto|tax|vat|gst|mwst|ust)\b|umsatzsteuer|steueraufschl")
+# Words printed between an item's numbers: units ("20 Stk", "3 Std", "2 x") and currencies.
+_ITEM_UNIT = re.compile(
+    r"(?i)^(x|stk\.?|st\.?|stück|std\.?|h|hrs?|pcs?\.?|pce|ea|each|units?|kg|g|l|m|m2|m²|"
+    r"[$€£]|eur|usd|gbp|rm|myr)$")
+
+
+def line_items(lines: list[Line]) -> list[LineItem]:
+    """Rows after an item header: a description, then numbers of which two multiply to the
+    row's amount (quantity x unit price). The amount may sit alone on the next line."""
+    items: list[LineItem] = []
+    in_table = False
+    for i, line in enumerate(lines):
+        if _ITEM_HEADER.search(line.text) and len(find_amounts(line.text)) == 0:
+            in_table = True
+            continue
+        if not in_table:
+            continue
+        if _ITEM_TABLE_END.search(line.text):
+            in_table = False
+            continue
+        description, numbers = _item_row(line.text)
+        if not numbers:
+            continue
+        nxt = lines[i + 1] if i + 1 < len(lines) else None
+        lone = parse_number(nxt.text.strip()) if nxt is not None and nxt.page == line.page else None
+        if lone is not None:
+            amount, factors = lone, numbers
+        elif len(numbers) >= 2:
+            amount, factors = numbers[-1], numbers[:-1]
+        else:
+            continue
+        qty, unit = _quantity_and_price(factors, amount)
+        # A quantity may be printed before the description ("400,00 Luftballon ... 0,79 316,00").
+        leading = re.match(r"(\S+)\s+(?=\D)", description)
+        if qty is None and leading and (first := parse_number(leading.group(1))) is not None:
+            qty, unit = _quantity_and_price([first, *factors], amount)
+            if qty is not None:
+                description = description[leading.end():]
+        if not re.search(r"[^\W\d_]{3}", description):
+            # A row of numbers only: when they verify, the description is printed above it.
+            if qty is None:
+                continue
+            description = _description_above(lines, i)
+            if description is None:
+                continue
+        confidence = 0.85 if qty is not None else 0.5
+        items.append(LineItem(
+            line_no=len(items) + 1, description=description,
+            quantity=_plain(qty) if qty is not None else None,
+            unit_price=_plain_price(unit) if unit is not None else None,
+            amount=format_amount(amount), page=line.page, confidence=confidence,
+        ))
+    return items
+
+
+def _description_above(lines: list[Line], index: int) -> str | None:
+    """The words printed above a numbers-only item row, up to the first line with a word
+    ("Trennblätter" / "A4" / "9,9000 20 Stk 19 % 198,00")."""
+    parts: list[str] = []
+    for line in reversed(lines[max(0, index - 3): index]):
+        if line.page != lines[index].page or _ITEM_HEADER.search(line.text) or parse_number(line.text.strip()):
+            break
+        parts.insert(0, line.text.strip())
+        if re.search(r"[^\W\d_]{3}", line.text):
+            return " ".join(parts)
+    return None
+
+
+def _item_row(text: str) -> tuple[str, list[Decimal]]:
+    """Split a row into its description and the run of numbers at its end. Tax rates ("19 %")
+    and units ("Stk") in the run are skipped; numbers inside the description ("Paper A4",
+    "2 Nächte Hotel") are not part of the run. A leading position number is dropped."""
+    tokens = text.split()
+    numbers: list[Decimal] = []
+    end = len(tokens)
+    while end > 0:
+        token = tokens[end - 1]
+        if token == "%" and end >= 2 and parse_number(tokens[end - 2]) is not None:
+            end -= 2  # a tax rate
+        elif token.endswith("%") and parse_number(token[:-1]) is not None:
+            end -= 1
+        elif _ITEM_UNIT.match(token):
+            end -= 1
+        elif (value := parse_number(token)) is not None:
+            numbers.insert(0, value)
+            end -= 1
+        else:
+            break
+    description = re.sub(r"^\d{1,3}\s+(?=\D)", "", " ".join(tokens[:end])).strip(" -:x")
+    if not description and numbers and numbers[0] == numbers[0].to_integral_value() and len(numbers) >= 4:
+        numbers = numbers[1:]  # "2 5,5000 50 Stk 7 % 275,00": the first is the position
+    return description, numbers
+
+
+def _quantity_and_price(factors: list[Decimal], amount: Decimal) -> tuple[Decimal | None, Decimal | None]:
+    """The two numbers whose product is the amount; the whole one is the quantity. A lone
+    number equal to the amount is a unit price with quantity 1."""
+    for a_index, a in enumerate(factors):
+        for b in factors[a_index + 1:]:
+            if abs(a * b - amount) <= Decimal("0.01"):
+                a_whole, b_whole = a == a.to_integral_value(), b == b.to_integral_value()
+                if a_whole != b_whole:
+                    return (a, b) if a_whole else (b, a)
+                return min(a, b), max(a, b)  # both whole: the quantity is usually the smaller
+    if factors and abs(factors[-1] - amount) <= Decimal("0.005"):
+        return Decimal(1), factors[-1]
+    return None, None
+
+
+def _plain_price(value: Decimal) -> str:
+    """A unit price keeps its printed precision beyond cents ("9.9000" -> "9.90", "0.1234")."""
+    normalized = value.normalize()
+    return format_amount(normalized) if normalized.as_tuple().exponent >= -2 else f"{normalized:f}"
+
+
+def _plain(value: Decimal) -> str:
+    text = f"{value:f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
