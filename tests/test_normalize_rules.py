@@ -410,3 +410,17 @@ def test_a_receipt_letterhead_address_skips_registration_lines_and_stops_at_a_ph
 
     address = extract_fields([_receipt_page(lines + ["TOTAL 9.00"])], DocType.RECEIPT).get("vendor_address")
     assert address is not None and address.value == expected
+
+
+def test_a_form_row_with_several_keys_gives_each_key_its_own_value():
+    from docingest.stages.extract import extract_fields
+    from schemas.fields import DocType
+
+    page = _table_page([
+        [(0.05, "Brand: PHOENIX"), (0.40, "Style: HLB-KS")],
+        [(0.05, "Country:"), (0.40, "CYPRUS")],
+        [(0.05, "DATE:")],
+        [(0.05, "March 27, 1984"), (0.60, "Page 1")],
+    ])
+    pairs = {(v.key, v.value_raw) for v in extract_fields([page], DocType.FORM).values}
+    assert {("Brand", "PHOENIX"), ("Style", "HLB-KS"), ("Country", "CYPRUS"), ("DATE", "March 27, 1984")} <= pairs

@@ -119,28 +119,35 @@ def after_label(lines: list[Line], label: re.Pattern[str], finder, exclude=None,
     return out
 
 
-def _cells(line: Line) -> list[tuple[int, int]]:
+def cells(line: Line) -> list[tuple[int, int]]:
     """Character spans of a line's cells: runs of words with no column gap between them (a
     gap wider than the words are tall)."""
-    cells: list[tuple[int, int]] = []
+    spans: list[tuple[int, int]] = []
     for k, (w, start) in enumerate(zip(line.words, line.starts)):
         prev = line.words[k - 1] if k else None
         height = max(w.bbox[3] - w.bbox[1], 1e-3)
         if prev is None or w.bbox[0] - prev.bbox[2] > height:
-            cells.append((start, start + len(w.text)))
+            spans.append((start, start + len(w.text)))
         else:
-            cells[-1] = (cells[-1][0], start + len(w.text))
-    return cells
+            spans[-1] = (spans[-1][0], start + len(w.text))
+    return spans
 
 
 def _column_under(lines: list[Line], index: int, line: Line, start: int, end: int):
     """When a label ends its cell and another cell follows on its row (a header row), the cell
     of the next line down that starts under the label: (line, start, end), else None."""
-    cells = _cells(line)
-    own = next((c for c in cells if c[0] <= start < c[1]), None)
+    spans = cells(line)
+    own = next((c for c in spans if c[0] <= start < c[1]), None)
     # "Advertiser: Bernie 2020": a colon introduces the value beside the label.
-    if own is None or own[1] > end or own == cells[-1]:
+    if own is None or own[1] > end or own == spans[-1]:
         return None
+    return cell_under(lines, index, start, end)
+
+
+def cell_under(lines: list[Line], index: int, start: int, end: int):
+    """The cell of the next line down (within 2.5 line heights) that starts under the span
+    ``start:end`` of line ``index``: (line, start, end), else None."""
+    line = lines[index]
     box = line.bbox(start, end)
     if box is None:
         return None
@@ -152,7 +159,7 @@ def _column_under(lines: list[Line], index: int, line: Line, start: int, end: in
         top = min(w.bbox[1] for w in nxt.words)
         if not 0 <= top - y1 <= 2.5 * height:
             continue
-        for cs, ce in _cells(nxt):
+        for cs, ce in cells(nxt):
             first = nxt.span_words(cs, cs + 1)[0]
             if x0 - 0.01 <= first.bbox[0] < x1:
                 return nxt, cs, ce
