@@ -7,6 +7,7 @@ import pyarrow as pa
 # 2: + documents.vlm_*, pages.strategy, fields.agrees_with_local, fields.confidence_raw (additive).
 # 3: + documents.credit_note (additive); runs may be quarantined by the batch gate.
 # 4: + fields.method (additive).
+# 5: + fields.withheld (additive): optional values below the bar, read but not asserted.
 CONTRACT_VERSION = "5"
 
 _TS = pa.timestamp("us", tz="UTC")

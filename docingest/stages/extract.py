@@ -184,15 +184,14 @@ def _financial(lines: list[Line], doc_type: DocType) -> Extraction:
         number.method = "invoice_label"
     else:
         found = after_label(lines, LABEL_RE["invoice_number"], id_finder, columns=True)
-        # A contract number names the deal an order or invoice belongs to; an order number
-        # beside it is the buyer's or the station's reference, so the contract number wins.
-        contract = [c for c in found if re.match(r"(?i)contract", c.label.strip())]
-        number = best(contract or found)
-        if number is not None:
+        for c in found:
             # An order or contract number stands in for the invoice's own number; how often it
             # is the one wanted differs from a bare "Nr.", so calibration tells them apart.
-            kind = re.match(r"(?i)(order|contract)", number.label.strip())
-            number.method = f"{kind.group(1).lower()}_label" if kind else "generic_label"
+            kind = re.match(r"(?i)(order|contract)", c.label.strip())
+            c.method = f"{kind.group(1).lower()}_label" if kind else "generic_label"
+        # A contract number names the deal an order or invoice belongs to; an order number
+        # beside it is the buyer's or the station's reference, so the contract number wins.
+        number = best([c for c in found if c.method == "contract_label"] or found)
     if number is not None:
         values.append(number.to_value("invoice_number"))
 

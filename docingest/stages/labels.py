@@ -76,7 +76,7 @@ _ID_RE = re.compile(r"[A-Z0-9][A-Z0-9/_.-]*\d[A-Z0-9/_.-]*", re.I)
 
 
 def after_label(lines: list[Line], label: re.Pattern[str], finder, exclude=None,
-                 columns: bool = False) -> list[Candidate]:
+                columns: bool = False) -> list[Candidate]:
     """Values after a label: on its line, beside it or under it. ``columns``: a label that
     heads a column of a header row takes the cell under it (names and ids; amounts are
     printed beside their labels)."""
@@ -85,38 +85,32 @@ def after_label(lines: list[Line], label: re.Pattern[str], finder, exclude=None,
         for m in label.finditer(line.text):
             if exclude is not None and exclude.search(line.text[max(0, m.start() - 6): m.end() + 12]):
                 continue
-            rest = line.text[m.end():]
+            # A column header ("Advertiser   Original Date / Revision"): its value is the cell
+            # right under it, not the next header on its row.
             under = _column_under(lines, i, line, m.start(), m.end()) if columns else None
-            if under is not None:
-                # A column header ("Advertiser   Original Date / Revision"): its value is the
-                # cell right under it, not the next header on its row.
-                nxt, cs, ce = under
-                hits = finder(nxt.text[cs:ce])
-                if hits:
-                    s, e, value = hits[0]
-                    out.append(Candidate(nxt.text[cs + s:cs + e], value, nxt, cs + s, cs + e, NEXT_LINE,
-                                         label=m.group(0)))
-                    continue
-            hits = finder(rest)
-            if hits:
-                s, e, value = hits[0]
-                out.append(Candidate(rest[s:e], value, line, m.end() + s, m.end() + e, SAME_LINE,
-                                     label=m.group(0)))
-                continue
-            if not rest.strip(" :.#-"):
+            found = under and _first(finder, *under, NEXT_LINE, m.group(0))
+            found = found or _first(finder, line, m.end(), len(line.text), SAME_LINE, m.group(0))
+            if found is None and not line.text[m.end():].strip(" :.#-"):
                 # A label alone on its line: its value is beside it or under it on the page.
                 # Text order is no guide in form-like layouts (the next line in reading order
                 # is often the next label), so look at the boxes first.
                 nearby = neighbours(lines, i, line.bbox(m.start(), m.end()))
                 if not nearby and i + 1 < len(lines) and lines[i + 1].page == line.page:
                     nearby = [lines[i + 1]]
-                for nxt in nearby:
-                    hits = finder(nxt.text)
-                    if hits:
-                        s, e, value = hits[0]
-                        out.append(Candidate(nxt.text[s:e], value, nxt, s, e, NEXT_LINE, label=m.group(0)))
-                        break
+                found = next((c for nxt in nearby
+                              if (c := _first(finder, nxt, 0, len(nxt.text), NEXT_LINE, m.group(0)))), None)
+            if found is not None:
+                out.append(found)
     return out
+
+
+def _first(finder, line: Line, start: int, end: int, how: float, label: str) -> Candidate | None:
+    """The finder's first value in ``line.text[start:end]`` as a candidate, else None."""
+    hits = finder(line.text[start:end])
+    if not hits:
+        return None
+    s, e, value = hits[0]
+    return Candidate(line.text[start + s:start + e], value, line, start + s, start + e, how, label=label)
 
 
 def cells(line: Line) -> list[tuple[int, int]]:
