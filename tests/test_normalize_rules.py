@@ -36,6 +36,24 @@ def test_parse_date(text, dayfirst, expected):
     assert parse_date(text, dayfirst).isoformat() == expected
 
 
+def test_a_policy_number_with_dots_is_no_amount():
+    from docingest.stages.normalize import find_amounts
+
+    assert find_amounts("VSNR: 01.234.567.8") == []
+    assert [str(v) for _, _, v in find_amounts("Rechnungsbetrag 1.163,40 €")] == ["1163.40"]
+
+
+def test_a_date_that_opens_a_period_is_not_the_issue_date():
+    from docingest.stages.extract import extract_fields
+
+    ex = extract_fields([_receipt_page([
+        "Versicherung AG", "Beitragsrechnung 24. Januar 2014",
+        "Beitrag für den Zeitraum vom 06.12.2013 bis zum 06.12.2014",
+        "Gesamtbeitrag 50,00 €", "Versicherungsteuer 19 % 9,50 €", "Rechnungsbeitrag 59,50 €"])], DocType.INVOICE)
+    assert ex.get("invoice_date").value == "2014-01-24"
+    assert (ex.get("subtotal").value, ex.get("tax").value, ex.get("total").value) == ("50.00", "9.50", "59.50")
+
+
 def test_currency():
     assert normalize_currency("eur") == "EUR"
     assert normalize_currency("RM") == "MYR"

@@ -69,7 +69,7 @@ _GROSS_TOTAL = re.compile(
     r"grand\s*total|rounded[\w\s]{0,6}total|total[\w\s.]{0,10}rounded|total[\w\s]{0,12}\(?\s*incl|"
     r"total\s*ttc|gross\s*amount|"
     r"total\s*gross|invoice\s*total|total\s*amount|bruttosumme|bruttobetrag|gesamtbetrag|"
-    r"gesamtsumme|rechnungsbetrag|endbetrag|montant\s*ttc", re.I
+    r"gesamtsumme|rechnungsbe(?:i)?trag|endbetrag|montant\s*ttc", re.I
 )
 _DUE_TOTAL = re.compile(
     r"amount\s*due|total\s*due|balance\s*due|total\s*payable|zu\s*zahlen|zahlbetrag|"
@@ -151,7 +151,7 @@ def _financial(lines: list[Line], doc_type: DocType) -> Extraction:
     due = best(after_label(lines, LABEL_RE["due_date"], find_date))
     issued_cands = [
         c for c in after_label(lines, LABEL_RE["invoice_date"], find_date)
-        if not LABEL_RE["due_date"].search(c.line.text)
+        if not LABEL_RE["due_date"].search(c.line.text) and not _opens_range(c, dayfirst)
     ]
     # An explicit issue-date label first, then a date on the invoice-number line ("Rechnung
     # Nr. 280081 vom 13.07.2018"), then the first generic "Date:" / "vom".
@@ -229,6 +229,18 @@ def _financial(lines: list[Line], doc_type: DocType) -> Extraction:
 
 # A title near the top that names the document a credit note.
 _CREDIT_NOTE = re.compile(r"(?i)\b(credit\s*note|credit\s*memo|gutschrift|avoir|nota\s+de\s+cr[eé]dito)\b")
+
+
+# "vom 06.12.2013 bis zum 06.12.2014": the date opens a period; it is not the issue date.
+_RANGE_ON = re.compile(r"(?i)\s*(?:bis(?:\s*zum)?|to|until|through|au|-|–)\s*")
+
+
+def _opens_range(cand: Candidate, dayfirst: bool) -> bool:
+    connector = _RANGE_ON.match(cand.line.text, cand.end)
+    if connector is None:
+        return False
+    dates = find_dates(cand.line.text[connector.end():], dayfirst)
+    return bool(dates) and dates[0][0] == 0
 
 
 _ORDER_WORD = re.compile(r"(?i)bestellung|auftrag|\border\b|commande|lieferschein|delivery\s*note")

@@ -58,14 +58,14 @@ LABELS = {
     "total": r"grand\s*total|total\s*amount|amount\s*due|total\s*due|balance\s*due|"
              r"bruttosumme|gesamtsumme|invoice\s*total|"
              r"total\s*payable|rounded\s*total|total\s*\(?incl|nett?\s*total|total\s*ttc|"
-             r"gesamtbetrag|rechnungsbetrag|zu\s*zahlen|zahlbetrag|endbetrag|bruttobetrag|"
+             r"gesamtbetrag|rechnungsbe(?:i)?trag|zu\s*zahlen|zahlbetrag|endbetrag|bruttobetrag|"
              r"gross\s*amount|total\s*gross|\btotal\b|\bsumme\b|\bmontant\b",
     "subtotal": r"sub\s*-?\s*total|total\s*excl|net\s*amount|nettobetrag|summe\s*netto|"
                 r"summe\s*ohne\s*(?:ust|mwst)|nettosumme|montant\s*ht|total\s*hors\s*taxes?|"
-                r"netto|total\s*ht|\bnet\b|warenwert|total\s*before\s*tax",
+                r"netto|total\s*ht|\bnet\b|warenwert|total\s*before\s*tax|gesamtbeitrag",
     # OCR glues rates to labels ("GST6%"), so a label may be followed by a digit.
     "tax": r"(?<![a-z])(?:total\s*tax|tax\s*amount|steuerbetrag|gst|vat|mwst|ust|umsatzsteuer|mehrwertsteuer|"
-           r"tva|tax(?:es)?|steuer)(?![a-z])",
+           r"tva|tax(?:es)?|steuer|versicherung?steuer)(?![a-z])",
     "customer_name": r"bill\s*to|sold\s*to|invoice\s*to|customer(?:\s*name)?|client|"
                      r"advertiser|buyer|k[äa]ufer|kunde|rechnungsempf[äa]nger|destinataire",
     "vendor_name": r"seller|vendor|supplier|verk[äa]ufer|lieferant|from|vendeur|fournisseur",
