@@ -442,3 +442,19 @@ def test_a_form_row_with_several_keys_gives_each_key_its_own_value():
     ])
     pairs = {(v.key, v.value_raw) for v in extract_fields([page], DocType.FORM).values}
     assert {("Brand", "PHOENIX"), ("Style", "HLB-KS"), ("Country", "CYPRUS"), ("DATE", "March 27, 1984")} <= pairs
+
+
+def test_a_priced_order_under_a_contract_title_is_a_money_document():
+    from docingest.stages.classify import classify_document
+
+    terms = ["The parties intend the Standard Terms to be part of their agreement.",
+             "The agreement binds the parties and their agents."]
+    table = [f"Line {i} 02/{i:02d}/20 News at 6 30 Spots 2 $1,{i}25.00 $2,{i}50.00" for i in range(1, 8)]
+    order = _receipt_page(["CONTRACT", "Contract # 42311 Advertiser: Friends of Pat", "Agency: Blue Media",
+                           *table, "Time Period # of Spots Gross Amount Agency Comm. Net Amount",
+                           "Totals 14 $19,110.00 ($2,866.50) $16,243.50", *terms])
+    nda = _receipt_page(["MUTUAL NON-DISCLOSURE AGREEMENT", *terms, "Either party shall give notice of termination.",
+                         "Whereas the parties wish to exchange confidential information",
+                         "In witness whereof the parties have signed this agreement."])
+    assert classify_document([order], []).doc_type == DocType.INVOICE
+    assert classify_document([nda], []).doc_type == DocType.CONTRACT

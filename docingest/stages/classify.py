@@ -28,6 +28,10 @@ CUES: dict[DocType, list[tuple[str, float]]] = {
         (r"\border\s*(#|no|number)", 0.5), (r"\bspots?\b", 0.5), (r"\bestimate\b", 0.5),
         (r"\bsumme\b", 1.0), (r"\bmwst|\bmehrwertsteuer|\bust\b", 1.0), (r"\btva\b", 1.0),
         (r"\btotal\b", 0.5),
+        # Broadcast orders print their money table under a "Contract" title with terms and
+        # conditions on the back: the totals make them a money document.
+        (r"\bgross\s*amount\b", 1.0), (r"\bnet\s*amount\b", 1.0),
+        (r"\bagency\s*comm", 1.0),
     ],
     DocType.RECEIPT: [
         (r"\breceipt\b", 3.0), (r"\bcash(ier)?\b", 2.0), (r"\bchange\b", 1.5),
@@ -82,6 +86,11 @@ def classify_document(pages: list[PageText], page_info: list[PageInfo]) -> Class
     text = "\n".join(p.text() for p in sample)
     scores = {t: _score(text, cues) for t, cues in _COMPILED.items()}
     scores[DocType.FORM] += _form_layout_score(text)
+    # A table of priced lines makes a money document, whatever its title: a broadcast order
+    # headed "Contract" with terms and conditions on its back is still billed line by line.
+    money = _money_score(text)
+    scores[DocType.INVOICE] += money
+    scores[DocType.RECEIPT] += money
 
     first = page_info[0] if page_info else None
     if first and first.height_px and first.width_px:
@@ -111,6 +120,14 @@ def _form_layout_score(text: str) -> float:
     labels = [m.group(1) for m in _FORM_LABEL.finditer(text)]
     form_like = [l for l in labels if not _MONEY_LABEL.search(l)]
     return min(FORM_LABEL_CAP, FORM_LABEL_WEIGHT * len(form_like))
+
+
+_PRICED = re.compile(r"[$€£]\s?\d{1,3}(?:,\d{3})*\.\d{2}\b|\b\d{1,3}(?:\.\d{3})*,\d{2}\s?€")
+MONEY_WEIGHT, MONEY_CAP = 0.3, 3.0
+
+
+def _money_score(text: str) -> float:
+    return min(MONEY_CAP, MONEY_WEIGHT * len(_PRICED.findall(text)))
 
 
 def _score(text: str, cues: list[tuple[re.Pattern[str], float]]) -> float:
