@@ -77,6 +77,30 @@ def test_pdf_text_layer_words_have_normalized_boxes(tmp_path):
         doc.close()
 
 
+@pytest.mark.parametrize("rotation", [90, 180, 270])
+def test_a_rotated_pdf_page_has_its_words_where_they_are_rendered(tmp_path, rotation):
+    import pypdfium2 as pdfium
+
+    source = text_pdf(tmp_path / "t.pdf", ["Invoice Number: INV-7", "Total Due 12.50"])
+    pdf = pdfium.PdfDocument(str(source))
+    pdf[0].set_rotation(rotation)
+    pdf.save(str(tmp_path / "rotated.pdf"))
+    pdf.close()
+    doc = _open(tmp_path / "rotated.pdf")
+    try:
+        words = doc.text_layer(0)
+        image = doc.render(0).convert("L")
+    finally:
+        doc.close()
+    assert sorted(w.text for w in words) == sorted(["Invoice", "Number:", "INV-7", "Total", "Due", "12.50"])
+    width, height = image.size
+    for w in words:
+        x0, y0, x1, y1 = w.bbox
+        assert 0 <= x0 < x1 <= 1 and 0 <= y0 < y1 <= 1, w
+        ink = image.crop((int(x0 * width), int(y0 * height), int(x1 * width) + 1, int(y1 * height) + 1))
+        assert ink.getextrema()[0] < 100, f"no ink under {w.text} at {w.bbox}"
+
+
 def test_pdf2image_renderer_matches_pdfium_size(tmp_path):
     if shutil.which("pdftoppm") is None:
         pytest.fail("poppler-utils (pdftoppm) must be installed for the pdf2image renderer")

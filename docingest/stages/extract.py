@@ -23,6 +23,7 @@ from docingest.stages.labels import (
     amount_finder,
     cell_under,
     cells,
+    currency_marked,
     date_finder,
     id_finder,
     is_grounded,
@@ -56,11 +57,11 @@ _INVOICE_NUMBER_LABEL = re.compile(
     r"n[°o]\s*de\s*facture|inv\s*(?:no|#)\.?", re.I)
 # Totals that are not the grand total.
 _NOT_TOTAL = re.compile(
-    r"sub\s*-?\s*total|total\s*(?:qty|quantity|items?|tax|gst|vat|discount|excl|savings|includ)|"
+    r"sub\s*-?\s*total|total\s*(?:qty|quantity|items?|spots?|units?|buylines|grp|for\b|tax|gst|vat|discount|excl|savings|includ)|"
     r"netto|total\s*ht|\bnet\b(?!t)", re.I
 )
 _NOT_TOTAL_RECEIPT = re.compile(
-    r"sub\s*-?\s*total|total\s*(?:qty|quantity|items?|tax|gst|vat|discount|excl|savings|includ)|"
+    r"sub\s*-?\s*total|total\s*(?:qty|quantity|items?|spots?|units?|buylines|grp|for\b|tax|gst|vat|discount|excl|savings|includ)|"
     r"total\s*ht|tax\s*total|gst\s*summary", re.I
 )
 _ROUNDED_TOTAL = re.compile(r"total[\w\s.()]{0,16}?round\w*|round\w*\s*total", re.I)
@@ -121,6 +122,10 @@ def _financial(lines: list[Line], doc_type: DocType) -> Extraction:
     # On a till receipt "Net Total" is what was paid; on an invoice it is the amount before tax.
     totals = after_label(lines, LABEL_RE["total"], total_finder,
                           exclude=_NOT_TOTAL_RECEIPT if receipt else _NOT_TOTAL)
+    # "Total 13" beside "$1,050.00": a bare whole number under a total label is a count
+    # (spots, items) whenever the document prints its totals as money.
+    if any(_money_form(c) for c in totals):
+        totals = [c for c in totals if _money_form(c)]
     rounded = after_label(lines, _ROUNDED_TOTAL, total_finder)
     gross = [c for c in totals if _GROSS_TOTAL.search(c.line.text)]
     due = [c for c in totals if _DUE_TOTAL.search(c.line.text)]
@@ -389,6 +394,10 @@ def _rounded_total(lines: list[Line], total: Candidate, evidence: list[tuple[Dec
         if printed:
             return (on_total_lines or printed)[-1]
     return None
+
+
+def _money_form(cand: Candidate) -> bool:
+    return bool(re.search(r"[.,]\d{2}$", cand.raw)) or currency_marked(cand.line.text, cand.start)
 
 
 def _largest_amount(lines: list[Line]) -> Candidate | None:

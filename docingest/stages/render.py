@@ -87,14 +87,16 @@ class PdfiumDocument:
             page = self._pdf[index]
             textpage = page.get_textpage()
             try:
-                width, height = page.get_size()
+                crop = page.get_cropbox()
+                rotation = page.get_rotation()
                 count = textpage.count_chars()
                 text = textpage.get_text_range() if count else ""
                 boxes = [textpage.get_charbox(i) for i in range(len(text))]
             finally:
                 textpage.close()
                 page.close()
-        return _words_from_chars(text, boxes, width, height)
+        return _words_from_chars(text, [_displayed(b, crop, rotation) for b in boxes],
+                                 *_displayed_size(crop, rotation))
 
     def render(self, index: int) -> Image.Image:
         with PDFIUM_LOCK:
@@ -243,6 +245,27 @@ def _safe_scale(size_points: tuple[float, float], dpi: int, limits: InputLimits)
     if pixels > limits.max_image_pixels:
         scale *= (limits.max_image_pixels / pixels) ** 0.5
     return scale
+
+
+def _displayed_size(crop: tuple[float, float, float, float], rotation: int) -> tuple[float, float]:
+    width, height = crop[2] - crop[0], crop[3] - crop[1]
+    return (height, width) if rotation in (90, 270) else (width, height)
+
+
+def _displayed(box: tuple[float, float, float, float], crop: tuple[float, float, float, float],
+               rotation: int) -> tuple[float, float, float, float]:
+    """A PDFium char box (user space, unrotated, origin at the page's bottom-left) as it is
+    shown: relative to the crop box and turned by the page's /Rotate. A landscape order stored
+    as a portrait page turned 90° is read, rendered and laid out the way it is printed."""
+    left, bottom, right, top = box[0] - crop[0], box[1] - crop[1], box[2] - crop[0], box[3] - crop[1]
+    width, height = crop[2] - crop[0], crop[3] - crop[1]
+    if rotation == 90:  # clockwise: (x, y) -> (y, width - x)
+        return bottom, width - right, top, width - left
+    if rotation == 180:
+        return width - right, height - top, width - left, height - bottom
+    if rotation == 270:  # (x, y) -> (height - y, x)
+        return height - top, left, height - bottom, right
+    return left, bottom, right, top
 
 
 def _words_from_chars(
