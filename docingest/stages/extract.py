@@ -130,19 +130,23 @@ def _financial(lines: list[Line], doc_type: DocType) -> Extraction:
     gross = [c for c in totals if _GROSS_TOTAL.search(c.line.text)]
     due = [c for c in totals if _DUE_TOTAL.search(c.line.text)]
     if rounded:
-        total = rounded[-1]  # the rounded total is the last word on what was paid
+        total, method = rounded[-1], "rounded_label"  # the rounded total is the last word on what was paid
     elif gross or due:
-        total = (gross or due)[-1]
+        total, method = (gross or due)[-1], "gross_label" if gross else "due_label"
     elif totals and receipt:
         # A receipt's tax summary repeats "TOTAL: 16.98 1.02" below the real "TOTAL 18.00".
-        total = max(totals, key=lambda c: Decimal(c.value))
+        total, method = max(totals, key=lambda c: Decimal(c.value)), "total_label"
     else:
-        total = totals[-1] if totals else None
+        total, method = (totals[-1] if totals else None), "total_label"
     if total is None:
-        total = _largest_amount(lines)
+        total, method = _largest_amount(lines), "largest_amount"
     subtotal = best(after_label(lines, LABEL_RE["subtotal"], amount_finder))
     tax = _tax(lines, subtotal, total)
+    labelled = total
     total = _reconcile_total(lines, total, subtotal, tax)
+    if total is not None:
+        # Calibration tells apart how the total was found; one the arithmetic replaced is its own kind.
+        total.method = method if total is labelled else "arithmetic"
 
     if total is not None and subtotal is not None and tax is not None:
         consistent = abs(Decimal(subtotal.value) + Decimal(tax.value) - Decimal(total.value)) <= Decimal("0.02")
