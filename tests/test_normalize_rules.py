@@ -458,3 +458,52 @@ def test_a_priced_order_under_a_contract_title_is_a_money_document():
                          "In witness whereof the parties have signed this agreement."])
     assert classify_document([order], []).doc_type == DocType.INVOICE
     assert classify_document([nda], []).doc_type == DocType.CONTRACT
+
+
+@pytest.mark.parametrize("clauses, expected", [
+    # A non-solicit period comes first in the text; the agreement's own term is the "Term." section.
+    (["You agree that, for a period of one (1) year from the date hereof, you will not solicit employees.",
+      "17. Term. This letter agreement will terminate two (2) years from the date hereof."], "2_years"),
+    (["6.1 This Agreement shall terminate in its entirety one year after the date of this Agreement.",
+      "The obligations shall survive any termination for a period of three (3) years."], "1_year"),
+    (["This agreement is governed by the laws of the State of Delaware."], None),
+])
+def test_contract_term_is_the_agreements_own_duration(clauses, expected):
+    from docingest.stages.extract import extract_fields
+
+    ex = extract_fields([_receipt_page(["NON-DISCLOSURE AGREEMENT", "This Agreement is made as of January 5, 2015",
+                                        "between Alpha Corp. and Beta LLC.", *clauses])], DocType.CONTRACT)
+    term = ex.get("term")
+    assert (term.value if term else None) == expected
+
+
+@pytest.mark.parametrize("opening, expected", [
+    ("This Agreement, dated this 11th day of January, 2012, is by and among Alpha Corp. and Beta LLC.", "2012-01-11"),
+    ("This Agreement made and entered into this 3 day of July 2005, by and between Alpha Corp. and Beta LLC.",
+     "2005-07-03"),
+    ("This Agreement is made effective as of the 1st day of August, 2008, by Alpha Corp.", "2008-08-01"),
+])
+def test_contract_effective_date_in_the_day_of_style(opening, expected):
+    from docingest.stages.extract import extract_fields
+
+    ex = extract_fields([_receipt_page(["NON-DISCLOSURE AGREEMENT", "Reference 03/02/2001", opening])],
+                        DocType.CONTRACT)
+    assert ex.get("effective_date").value == expected
+    assert ex.get("effective_date").method == "effective_phrase"
+
+
+@pytest.mark.parametrize("opening, expected", [
+    ("This Agreement is made by and between Cubic Corporation, a corporation (the Company) organized and "
+     "existing under the laws of the State of Delaware having its principal offices at San Diego, and "
+     "John D. Thomas (the Employee).",
+     ["Cubic Corporation", "John D. Thomas"]),
+    ("This Agreement is made between AOL Inc. (AOL) and Verizon Services Group Inc. (Verizon).",
+     ["AOL Inc.", "Verizon Services Group Inc."]),
+    ("This Agreement is made between Alpha Corp. (the Company) and its affiliates or subsidiaries "
+     "(together the Group).", ["Alpha Corp."]),
+])
+def test_contract_parties_are_names_not_their_descriptions(opening, expected):
+    from docingest.stages.extract import extract_fields
+
+    ex = extract_fields([_receipt_page(["NON-DISCLOSURE AGREEMENT", opening])], DocType.CONTRACT)
+    assert [v.value for v in ex.values if v.field_name == "parties"] == expected

@@ -504,12 +504,35 @@ def _currency(lines: list[Line]) -> Candidate | None:
 # -- contracts -----------------------------------------------------------------------------------
 _BETWEEN = re.compile(
     r"\bbetween\s*:?\s+(.{3,160}?)(?:\s*\(|,\s*a\s|,\s*an\s|,\s*having|,\s*with)"
-    r".{0,400}?\band\s+(.{3,160}?)(?:\s*\(|,\s*a\s|,\s*an\s|,\s*having|,\s*with|\.\s)",
+    # A sentence ends at ". ", but not after an initial ("Ronald A. Bucchi").
+    r".{0,400}?\band\s+(.{3,160}?)(?:\s*\(|,\s*a\s|,\s*an\s|,\s*having|,\s*with|(?<!\b[A-Z])\.\s)",
     re.I | re.S,
 )
+# Where a party's name ends: its description follows ("…, existing under the laws of", "…, who
+# resides at", "…, its affiliates").
+_PARTY_TAIL = re.compile(
+    r"\s*,?\s*\b(?:who|which|existing|organized|incorporated\s+(?:in|under)|having|located|"
+    r"residing|with\s+(?:its|offices)|its\s+(?:affiliates|subsidiaries)|on\s+behalf)\b.*$", re.I | re.S)
+# Text a "between … and …" clause catches that is no party: a blank, a role, a clause.
+_NOT_A_PARTY = re.compile(
+    r"^(?:(?:its|any|each|all|a|an|the\s+laws|person|company\s+and|you|us)\b|[\W_]*$)", re.I)
+
+
+_ABBREVIATED = re.compile(r"\b(?:Inc|Corp|Ltd|Co|L\.P|N\.V|S\.A)$")
+
+
+def _party_name(span: str) -> str | None:
+    raw = re.sub(r"\s+", " ", span).strip(" ,;:\"“”")
+    raw = re.sub(r"^(the\s+)", "", raw, flags=re.I)
+    raw = _PARTY_TAIL.sub("", raw).strip(" ,;:\"“”")
+    if not raw or _NOT_A_PARTY.match(raw) or not raw[0].isalnum() or len(raw) > 80:
+        return None
+    return raw
+
+
 _EFFECTIVE = re.compile(
-    r"(?:effective\s+(?:as\s+of|date|on)|dated\s+(?:as\s+of)?|entered\s+into\s+(?:as\s+of|on)|"
-    r"made\s+(?:as\s+of|on)|as\s+of)\s*:?\s*", re.I
+    r"(?:effective\s+(?:as\s+of|date|on)|dated\s+(?:as\s+of)?|entered\s+into(?:\s+(?:as\s+of|on))?|"
+    r"made\s+(?:as\s+of|on)|as\s+of)\s*:?\s*(?:(?:this|the)\s+)?", re.I
 )
 _GOVERNING = re.compile(r"governed|governing\s+law|construed|applicable\s+law", re.I)
 _LAWS_OF = re.compile(
@@ -528,6 +551,15 @@ _TERM_ENDS = re.compile(
     r"\b(?:terminat\w*|expir\w*|remain\s+in\s+(?:full\s+force\s+and\s+)?effect|continue\s+in\s+"
     r"(?:full\s+force\s+and\s+)?effect)\s+(?:automatically\s+)?(?:for\s+)?(?:a\s+period\s+of\s+)?"
     r"(?:upon\s+the\s+)?" + _NUMBERS + r"\s*(?:\(\d+\)\s*)?(years?|months?|days?)\b", re.I)
+_DURATION = _NUMBERS + r"\s*(?:\(\d+\)\s*)?(years?|months?|days?)\b"
+# "17. Term. This letter agreement will terminate two (2) years from the date hereof."
+_TERM_HEADING = re.compile(r"(?i)\bterm(?:\s+of\s+(?:this\s+)?agreement)?\s*[.:]\s[^.]{0,200}?\b" + _DURATION)
+# "This Agreement shall terminate in its entirety one year after", "the obligations hereunder
+# shall terminate five years from".
+_AGREEMENT_ENDS = re.compile(
+    r"(?i)\b(?:agreement|obligations?|hereunder|confidentiality)\b[^.;]{0,80}?\b(?:shall|will)\s+"
+    r"(?:automatically\s+)?(?:terminat\w*|expir\w*|remain\s+in\s+(?:full\s+force\s+and\s+)?effect|"
+    r"continue\s+in\s+(?:full\s+force\s+and\s+)?effect)\b[^.;]{0,40}?\b" + _DURATION)
 _NUMBER_WORDS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7,
                  "eight": 8, "nine": 9, "ten": 10, "twelve": 12, "eighteen": 18,
                  "twenty-four": 24, "thirty-six": 36}
@@ -564,33 +596,57 @@ def _contract(lines: list[Line]) -> Extraction:
     m = _BETWEEN.search(text)
     if m:
         for group in (1, 2):
-            raw = re.sub(r"\s+", " ", m.group(group)).strip(" ,;:\"“”")
-            raw = re.sub(r"^(the\s+)", "", raw, flags=re.I)
+            span = m.group(group)
+            if group == 2:
+                # "…, existing under the laws of Delaware, and John D. Thomas": the "and" that
+                # names the second party is the last one.
+                span = re.split(r",\s+and\s+", span)[-1]
+                if text[m.end(group): m.end(group) + 1] == "." and _ABBREVIATED.search(span):
+                    span += "."
+            raw = _party_name(span)
             if raw:
-                values.append(_span_value("parties", raw, m.start(group), m.end(group), index, NEXT_LINE))
+                start = m.start(group) + m.group(group).find(raw.split()[0])
+                values.append(_span_value("parties", raw, start, start + len(raw), index, NEXT_LINE))
 
     for em in _EFFECTIVE.finditer(text):
         dates = find_dates(text[em.end(): em.end() + 40], dayfirst=False)
         if dates and dates[0][0] == 0 and plausible(dates[0][2]):
             s, e, d = dates[0]
-            values.append(_span_value("effective_date", text[em.end() + s: em.end() + e], em.end() + s,
-                                      em.end() + e, index, SAME_LINE, value=d.isoformat()))
+            effective = _span_value("effective_date", text[em.end() + s: em.end() + e], em.end() + s,
+                                    em.end() + e, index, SAME_LINE, value=d.isoformat())
+            effective.method = "effective_phrase"
+            values.append(effective)
             break
     else:
         dates = [d for d in find_dates(text, dayfirst=False) if plausible(d[2])]
         if dates:
             s, e, d = dates[0]
-            values.append(_span_value("effective_date", text[s:e], s, e, index, FALLBACK, value=d.isoformat()))
+            first = _span_value("effective_date", text[s:e], s, e, index, FALLBACK, value=d.isoformat())
+            first.method = "first_date"
+            values.append(first)
 
     full, full_index = _joined(lines)
     g = _governing_law(full)
     if g:
         values.append(_span_value("jurisdiction", g.group(1), g.start(1), g.end(1), full_index, NEXT_LINE))
-    t = _TERM.search(full) or _TERM_ENDS.search(full)
-    if t:
-        values.append(_span_value("term", t.group(0), t.start(), t.end(), full_index, NEXT_LINE,
-                                  value=term_value(t.group(0))))
+    # The agreement's own duration first: a "Term." section, then the agreement (or its
+    # obligations) ending N years on; a non-solicit "for a period of one year" only after.
+    for method, pattern in (("term_heading", _TERM_HEADING), ("agreement_ends", _AGREEMENT_ENDS),
+                            ("term_of", _TERM), ("ends", _TERM_ENDS)):
+        t = pattern.search(full)
+        if t:
+            term = _span_value("term", t.group(0), t.start(), t.end(), full_index, NEXT_LINE,
+                               value=_duration(t.group(len(t.groups()) - 1), t.group(len(t.groups()))))
+            term.method = method
+            values.append(term)
+            break
     return Extraction(doc_type=DocType.CONTRACT, values=values)
+
+
+def _duration(number: str, unit: str) -> str:
+    """('two', 'years') -> '2_years'; ('one', 'year') -> '1_year'."""
+    n = int(number) if number.isdigit() else _NUMBER_WORDS[number.lower()]
+    return f"{n}_{unit.lower().rstrip('s')}" + ("" if n == 1 else "s")
 
 
 def _joined(lines: list[Line]) -> tuple[str, list[tuple[int, Line]]]:

@@ -47,7 +47,8 @@ DATE_PATTERNS = [
     ("num", re.compile(r"\b(\d{1,2})\s?([./-])\s?(\d{1,2})\s?\2\s?((?:19|20)\d{2}(?=\d{1,2}:\d{2})|"
                        r"\d{2}(?=\d{1,2}[:.]\d{2})|(?:19|20)\d{2}\b|\d{2}\b)")),
     # 18 April 2018, 18. April 2018, 18-Apr-2018, 18 Apr, 2018, 12Mar201818:19 (time glued on)
-    ("dmy_text", re.compile(rf"\b(\d{{1,2}})(?:st|nd|rd|th)?\.?[\s-]*({_MONTH_ALT})\.?,?[\s-]*"
+    # and the contract style "the 11th day of January, 2012".
+    ("dmy_text", re.compile(rf"\b(\d{{1,2}})(?:st|nd|rd|th)?\.?(?:\s+day\s+of)?[\s-]*({_MONTH_ALT})\.?,?[\s-]*"
                             rf"((?:19|20)\d{{2}}(?=\d{{1,2}}:\d{{2}})|\d{{4}}\b|\d{{2}}\b)", re.I)),
     # April 18, 2018 / Apr 18 2018 / April 18th, 2018
     ("mdy_text", re.compile(rf"\b({_MONTH_ALT})\.?\s+(\d{{1,2}})(?:st|nd|rd|th)?,?\s+(\d{{4}})\b", re.I)),
