@@ -507,3 +507,31 @@ def test_contract_parties_are_names_not_their_descriptions(opening, expected):
 
     ex = extract_fields([_receipt_page(["NON-DISCLOSURE AGREEMENT", opening])], DocType.CONTRACT)
     assert [v.value for v in ex.values if v.field_name == "parties"] == expected
+
+
+def test_a_name_ends_where_the_next_label_on_its_line_begins():
+    from docingest.stages.extract import extract_fields
+
+    ex = extract_fields([_receipt_page([
+        "Contract # 26898588 Flight: 4/17/20 - 4/23/20",
+        "Agency: Del Ray Media LLC Advertiser: America First Action Inc Market: Harrisburg-Lebanon Total $: $20,400.00",
+    ])], DocType.INVOICE)
+    assert ex.get("customer_name").value == "America First Action Inc"
+    assert ex.get("total").value == "20400.00"
+
+
+def test_a_label_alone_takes_the_cell_that_starts_under_it_not_the_next_columns_value():
+    from docingest.stages.extract import extract_fields
+    from schemas.records import PageText, TextSource, Word
+
+    def word(text, x0, y0, line):
+        return Word(text=text, bbox=(x0, y0, x0 + 0.01 * len(text), y0 + 0.008), confidence=1.0, line=line)
+
+    # "Contract / Revision" heads a column; "Alt Order #" heads the next one. Both values sit on
+    # the row under the labels; the order number starts just past the contract label's end.
+    words = [word("Contract", 0.665, 0.069, 0), word("/", 0.717, 0.069, 0), word("Revision", 0.726, 0.069, 0),
+             word("Alt", 0.81, 0.069, 1), word("Order", 0.83, 0.069, 1), word("#", 0.867, 0.069, 1),
+             word("26821990", 0.811, 0.084, 2), word("2418178", 0.678, 0.084, 3), word("/", 0.747, 0.085, 3),
+             word("Total", 0.1, 0.5, 4), word("$1,050.00", 0.2, 0.5, 4)]
+    ex = extract_fields([PageText(page=1, source=TextSource.TEXT_LAYER, words=words)], DocType.INVOICE)
+    assert ex.get("invoice_number").value == "2418178"

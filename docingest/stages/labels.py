@@ -179,7 +179,9 @@ def neighbours(lines: list[Line], index: int, label_box) -> list[Line]:
         if overlap >= 0.5 * min(height, oy1 - oy0) and ox0 >= x1 - 0.002 and ox0 - x1 < 0.45:
             right.append((ox0 - x1, other))
         elif 0 <= oy0 - y1 <= 2.5 * height and ox0 < x1 + 0.05 and ox1 > x0:
-            below.append((oy0 - y1, other))
+            # Of two cells on the row under the label, the one that starts under it, not the
+            # neighbouring column's value that starts just past its end.
+            below.append(((round((oy0 - y1) / height), abs(ox0 - x0)), other))
     return [l for _, l in sorted(right, key=lambda t: t[0])[:1] + sorted(below, key=lambda t: t[0])[:1]]
 
 
@@ -233,7 +235,15 @@ def id_finder(text: str):
     return [(offset + m.start(), offset + m.end(), m.group(0))]
 
 
+# The next label on the same line ("Advertiser: Amy for America  Market: Abilene"): a name
+# ends where it begins.
+_NEXT_LABEL = re.compile(r"\s+[A-Z][A-Za-z0-9/#.()-]{1,24}\s?:(?:\s|$)")
+
+
 def name_finder(text: str):
+    cut = _NEXT_LABEL.search(text, len(text) - len(text.lstrip(" :.-")))
+    if cut is not None:
+        text = text[: cut.start()]
     stripped = text.strip(" :.-")
     if len(stripped) < 2 or not re.search(r"[A-Za-z]{2}", stripped):
         return []
