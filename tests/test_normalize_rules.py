@@ -535,3 +535,12 @@ def test_a_label_alone_takes_the_cell_that_starts_under_it_not_the_next_columns_
              word("Total", 0.1, 0.5, 4), word("$1,050.00", 0.2, 0.5, 4)]
     ex = extract_fields([PageText(page=1, source=TextSource.TEXT_LAYER, words=words)], DocType.INVOICE)
     assert ex.get("invoice_number").value == "2418178"
+
+
+def test_contract_dates_name_the_flight_before_a_table_of_time_periods():
+    from docingest.stages.extract import extract_fields
+
+    ex = extract_fields([_receipt_page([
+        "CONTRACT", "Contract Dates", "03/09/20 - 04/12/20", "Time Period # of Spots Gross Amount",
+        "03/30/20 - 04/05/20 12 $8,900.00", "Totals 12 $8,900.00"])], DocType.INVOICE)
+    assert (ex.get("period_start").value, ex.get("period_end").value) == ("2020-03-09", "2020-04-12")
