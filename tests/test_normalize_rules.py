@@ -421,6 +421,9 @@ def test_an_invoice_issuer_block_and_a_dash_separated_return_address_name_the_ve
     # A phone number with its country code ends the address.
     (["HON HWA HARDWARE TRADING", "CompanyReg.No.:001055194x", "NO 37,JALAN MANIS7,TAMAN SEGAR,",
       "56100 CHERAS,KUALA LUMPUR.", "+603-91302672"], "NO 37,JALAN MANIS7,TAMAN SEGAR, 56100 CHERAS,KUALA LUMPUR."),
+    # A label glued to its number by OCR ("Telephone03-...") still ends it; "LOT'2685" is a lot number.
+    (["Shell ISNI PETRO TRADING", "Company No:002643278-A", "LOT'2685 JLN GENTING KLANG", "53300KL Site:1066",
+      "Telephone03-40212008", "CSTNo:001090105344"], "LOT'2685 JLN GENTING KLANG 53300KL Site:1066"),
 ])
 def test_a_receipt_letterhead_address_skips_registration_lines_and_stops_at_a_phone(lines, expected):
     from docingest.stages.extract import extract_fields

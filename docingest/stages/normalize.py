@@ -221,7 +221,7 @@ _ADDRESS_FIXES = [
 
 # Where a street address begins: "No. 5", "Lot 1851", "Level 6", "Unit G-13", "12, Jalan ...".
 _STREET_START = re.compile(
-    r"(?i)\b(?:no\.?\s*:?\s*\d|lot\s*[a-z]?\s*\d|lot\s+p\.?\s*t|level\s*\d|unit\s*[a-z]?-?\d|"
+    r"(?i)\b(?:no\.?\s*:?\s*\d|lot['.:]?\s*[a-z]?\s*\d|lot\s+p\.?\s*t|level\s*\d|unit\s*[a-z]?-?\d|"
     r"\d+[a-z]?(?:-\d+[a-z]?)*\s*[,.]?\s*(?:jalan|jln|jl\.|ss\s?\d|lorong|persiaran))")
 _STREET_WORD = re.compile(
     r"(?i)str\.|stra(?:ß|ss)e|street|road|\bweg\b|allee|platz|gasse|avenue|\brue\b|chemin|jalan|jln|taman|lorong")

@@ -20,7 +20,7 @@ _ADDRESS_STOP = re.compile(
     r"number|bill\s*to|kunde|document|terminal|cashier)\b|rechnung|facture|nummer|"
     # OCR glues labels to numbers: "TEL07-3523888", "GSTID:000849813504"; bare phone numbers
     # ("03-41318972", "+603-91302672").
-    r"\btel(?=[\s.:\d])|gst\s*id|\b0\d{1,2}-\s?\d{6,8}\b|\+\d{2,3}[\s-]?\d{1,2}[\s-]?\d{6,8}\b|"
+    r"\btel(?=[\s.:\d])|\btelephone|\bh/p\b|\b[cg]st\s*(?:id|no)|\b0\d{1,2}-\s?\d{6,8}\b|\+\d{2,3}[\s-]?\d{1,2}[\s-]?\d{6,8}\b|"
     r"\d{1,2}[/.-]\d{1,2}[/.-]\d{2,4}", re.I
 )
 # A document title printed on the same row as the issuer's name ("ACME LTD      INVOICE").
