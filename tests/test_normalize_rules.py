@@ -547,3 +547,15 @@ def test_contract_dates_name_the_flight_before_a_table_of_time_periods():
         "CONTRACT", "Contract Dates", "03/09/20 - 04/12/20", "Time Period # of Spots Gross Amount",
         "03/30/20 - 04/05/20 12 $8,900.00", "Totals 12 $8,900.00"])], DocType.INVOICE)
     assert (ex.get("period_start").value, ex.get("period_end").value) == ("2020-03-09", "2020-04-12")
+
+
+@pytest.mark.parametrize("title, expected", [
+    ("Invoice FA-2017-0008", "FA-2017-0008"), ("Gutschrift AV-2017-0005", "AV-2017-0005"), ("Invoice 3 of 4", None),
+])
+def test_a_title_followed_by_its_number_gives_the_invoice_number(title, expected):
+    from docingest.stages.extract import extract_fields
+
+    ex = extract_fields([_receipt_page(["Au bon moulin SARL", title, "Invoice Date 11/03/2017", "Total 12.00 €"])],
+                        DocType.INVOICE)
+    number = ex.get("invoice_number")
+    assert (number.value if number else None) == expected

@@ -54,7 +54,10 @@ _INVOICE_NUMBER_LABEL = re.compile(
     r"invoice\s*(?:no|number|num|#|nr)\.?|rechnungs?\s*-?\s*(?:nummer|nr)\.?|rechnung\s*#|"
     # "Facture FA-2017-0010" is a number; "Date de facture" is not its label.
     r"beleg\s*-?\s*(?:nummer|nr)\.?|(?<!de\s)facture(?:\s*n[°o]\.?)?|"
-    r"n[°o]\s*de\s*facture|inv\s*(?:no|#)\.?", re.I)
+    r"n[°o]\s*de\s*facture|inv\s*(?:no|#)\.?|"
+    # A title followed by its number ("Invoice FA-2017-0008", "Gutschrift AV-2017-0005"), not
+    # "Invoice Date" or "Invoice 3 of 4".
+    r"^(?:invoice|rechnung|gutschrift|credit\s*note|avoir)(?=\s+[A-Z]{1,4}[-/]?\d[\w/-]*\s*$)", re.I | re.M)
 # Totals that are not the grand total.
 _NOT_TOTAL = re.compile(
     r"sub\s*-?\s*total|total\s*(?:qty|quantity|items?|spots?|units?|buylines|grp|for\b|tax|gst|vat|discount|excl|savings|includ)|"
