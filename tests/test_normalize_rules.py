@@ -559,3 +559,13 @@ def test_a_title_followed_by_its_number_gives_the_invoice_number(title, expected
                         DocType.INVOICE)
     number = ex.get("invoice_number")
     assert (number.value if number else None) == expected
+
+
+def test_the_total_of_the_discounts_is_not_the_invoice_total():
+    from docingest.stages.extract import extract_fields
+
+    ex = extract_fields([_receipt_page([
+        "Rechnung Nr. 4711", "Positionssumme 850,00", "Gesamtbetrag der Zuschläge 30,00",
+        "Gesamtbetrag der Abschläge -21,25", "Rechnungssumme ohne USt. 858,75", "Zahlbetrag 1021,91"])],
+        DocType.INVOICE)
+    assert ex.get("total").value == "1021.91"

@@ -61,7 +61,8 @@ _INVOICE_NUMBER_LABEL = re.compile(
 # Totals that are not the grand total.
 _NOT_TOTAL = re.compile(
     r"sub\s*-?\s*total|total\s*(?:qty|quantity|items?|spots?|units?|buylines|grp|for\b|tax|gst|vat|discount|excl|savings|includ)|"
-    r"netto|total\s*ht|\bnet\b(?!t)", re.I
+    # "Gesamtbetrag der Abschläge": the total of the discounts, not of the invoice.
+    r"netto|total\s*ht|\bnet\b(?!t)|gesamtbetrag\s+der\b", re.I
 )
 _NOT_TOTAL_RECEIPT = re.compile(
     r"sub\s*-?\s*total|total\s*(?:qty|quantity|items?|spots?|units?|buylines|grp|for\b|tax|gst|vat|discount|excl|savings|includ)|"
