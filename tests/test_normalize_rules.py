@@ -569,3 +569,22 @@ def test_the_total_of_the_discounts_is_not_the_invoice_total():
         "Gesamtbetrag der Abschläge -21,25", "Rechnungssumme ohne USt. 858,75", "Zahlbetrag 1021,91"])],
         DocType.INVOICE)
     assert ex.get("total").value == "1021.91"
+
+
+def test_a_header_row_label_takes_the_cell_under_it_not_the_next_header_or_column():
+    from docingest.stages.extract import extract_fields
+    from schemas.records import PageText, TextSource, Word
+
+    def word(text, x0, y0, line, height=0.008):
+        return Word(text=text, bbox=(x0, y0, x0 + 0.008 * len(text), y0 + height), confidence=1.0, line=line)
+
+    # "Advertiser" and "Original Date / Revision" head two columns; under them, one text line
+    # holds both values. A short dash does not split the advertiser's cell.
+    words = [word("Advertiser", 0.505, 0.101, 0),
+             word("Original", 0.792, 0.101, 1), word("Date", 0.86, 0.101, 1),
+             word("DSCC", 0.506, 0.116, 2), word("-", 0.543, 0.12, 2, height=0.001), word("Peters", 0.555, 0.116, 2),
+             word("for", 0.607, 0.116, 2), word("Senate", 0.634, 0.116, 2),
+             word("05/12/20", 0.803, 0.116, 2), word("05/12/20", 0.89, 0.116, 2),
+             word("Total", 0.1, 0.5, 3), word("$1,050.00", 0.2, 0.5, 3)]
+    ex = extract_fields([PageText(page=1, source=TextSource.TEXT_LAYER, words=words)], DocType.INVOICE)
+    assert ex.get("customer_name").value == "DSCC - Peters for Senate"

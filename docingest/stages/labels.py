@@ -94,11 +94,12 @@ def after_label(lines: list[Line], label: re.Pattern[str], finder, exclude=None,
                 # A label alone on its line: its value is beside it or under it on the page.
                 # Text order is no guide in form-like layouts (the next line in reading order
                 # is often the next label), so look at the boxes first.
-                nearby = neighbours(lines, i, line.bbox(m.start(), m.end()))
+                box = line.bbox(m.start(), m.end())
+                nearby = neighbours(lines, i, box)
                 if not nearby and i + 1 < len(lines) and lines[i + 1].page == line.page:
                     nearby = [lines[i + 1]]
                 found = next((c for nxt in nearby
-                              if (c := _first(finder, nxt, 0, len(nxt.text), NEXT_LINE, m.group(0)))), None)
+                              if (c := _first(finder, nxt, *_cell_below(nxt, box), NEXT_LINE, m.group(0)))), None)
             if found is not None:
                 out.append(found)
     return out
@@ -119,7 +120,8 @@ def cells(line: Line) -> list[tuple[int, int]]:
     spans: list[tuple[int, int]] = []
     for k, (w, start) in enumerate(zip(line.words, line.starts)):
         prev = line.words[k - 1] if k else None
-        height = max(w.bbox[3] - w.bbox[1], 1e-3)
+        # A dash or a dot is short: the taller of two neighbours sets the gap a column needs.
+        height = max(w.bbox[3] - w.bbox[1], prev.bbox[3] - prev.bbox[1] if prev else 0, 1e-3)
         if prev is None or w.bbox[0] - prev.bbox[2] > height:
             spans.append((start, start + len(w.text)))
         else:
@@ -160,6 +162,20 @@ def cell_under(lines: list[Line], index: int, start: int, end: int):
     return None
 
 
+def _cell_below(nxt: Line, label_box) -> tuple[int, int]:
+    """The span of ``nxt`` to read for a label's value: on a row under the label that holds
+    several cells ("DSCC - Peters for Senate      05/12/20 05/12/20"), the cell that starts
+    under the label; else the whole line."""
+    whole = (0, len(nxt.text))
+    if label_box is None or not nxt.words or min(w.bbox[1] for w in nxt.words) < label_box[3]:
+        return whole
+    spans = cells(nxt)
+    if len(spans) < 2:
+        return whole
+    x0, x1 = label_box[0], label_box[2]
+    return next(((cs, ce) for cs, ce in spans if x0 - 0.01 <= nxt.span_words(cs, cs + 1)[0].bbox[0] < x1), whole)
+
+
 def neighbours(lines: list[Line], index: int, label_box) -> list[Line]:
     """Lines that hold a label's value: to its right on the same row (nearest first), then
     right under it. Lines that are themselves labels ("Invoice #", "Date:") are skipped."""
@@ -182,7 +198,12 @@ def neighbours(lines: list[Line], index: int, label_box) -> list[Line]:
             # Of two cells on the row under the label, the one that starts under it, not the
             # neighbouring column's value that starts just past its end.
             below.append(((round((oy0 - y1) / height), abs(ox0 - x0)), other))
-    return [l for _, l in sorted(right, key=lambda t: t[0])[:1] + sorted(below, key=lambda t: t[0])[:1]]
+    nearest = [l for _, l in sorted(right, key=lambda t: t[0])[:1] + sorted(below, key=lambda t: t[0])[:1]]
+    # A header row ("Advertiser        Original Date / Revision"): the next header far to the
+    # right is no value when a cell starts right under the label.
+    if len(nearest) == 2 and min(right)[0] > 0.1 and abs(nearest[1].bbox(0, 1)[0] - x0) < 0.01:
+        nearest.reverse()
+    return nearest
 
 
 def amount_finder(text: str):
