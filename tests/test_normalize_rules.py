@@ -588,3 +588,22 @@ def test_a_header_row_label_takes_the_cell_under_it_not_the_next_header_or_colum
              word("Total", 0.1, 0.5, 3), word("$1,050.00", 0.2, 0.5, 3)]
     ex = extract_fields([PageText(page=1, source=TextSource.TEXT_LAYER, words=words)], DocType.INVOICE)
     assert ex.get("customer_name").value == "DSCC - Peters for Senate"
+
+
+def test_a_media_orders_buyer_is_a_person_and_the_advertiser_is_the_customer():
+    from docingest.stages.extract import extract_fields
+
+    from schemas.records import PageText, TextSource, Word
+
+    # Labels in one column, their values in the next, each cell its own text line (a billing
+    # invoice's header block as a PDF text layer has it).
+    cells = [(0.39, 0.063, "Buyer"), (0.39, 0.078, "Salesperson"), (0.39, 0.131, "Advertiser"),
+             (0.50, 0.063, "MUNDY,CAROLE"), (0.50, 0.078, "SMITH,JOHN"),
+             (0.50, 0.131, "Kennedy for Massachusetts Senate-D"), (0.39, 0.3, "Total $1,050.00")]
+    words = []
+    for line, (x, y, text) in enumerate(cells):
+        for token in text.split():
+            words.append(Word(text=token, bbox=(x, y, x + 0.008 * len(token), y + 0.008), confidence=1.0, line=line))
+            x += 0.008 * len(token) + 0.004
+    ex = extract_fields([PageText(page=1, source=TextSource.TEXT_LAYER, words=words)], DocType.INVOICE)
+    assert ex.get("customer_name").value == "Kennedy for Massachusetts Senate-D"

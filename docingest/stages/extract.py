@@ -215,11 +215,14 @@ def _financial(lines: list[Line], doc_type: DocType) -> Extraction:
     # A customer label must introduce a value ("Bill to:", a label opening its line), not be
     # part of a phrase ("Customer Service Hotline").
     buyer = party_block(lines, BUYER_BLOCK)
+    labelled = [c for c in after_label(lines, LABEL_RE["customer_name"], name_finder, columns=True)
+                if (c.how != SAME_LINE or _introduces_value(c)) and not FORM_LABEL.match(c.raw.strip())
+                # Another label ("Agency: ...", "Original Date / Revision") or a contact line is no name.
+                and not NAME_STOP.search(c.raw) and not re.match(r"[\w/ -]{1,25}:", c.raw.strip())]
+    # "Buyer" on a media order is the agency's buyer, a person; the advertiser or bill-to party
+    # is the customer wherever the document names one.
     customer = buyer[0] if buyer else best(
-        [c for c in after_label(lines, LABEL_RE["customer_name"], name_finder, columns=True)
-         if (c.how != SAME_LINE or _introduces_value(c)) and not FORM_LABEL.match(c.raw.strip())
-         # Another label ("Agency: ...", "Original Date / Revision") or a contact line is no name.
-         and not NAME_STOP.search(c.raw) and not re.match(r"[\w/ -]{1,25}:", c.raw.strip())])
+        [c for c in labelled if not re.fullmatch(r"(?i)buyer", c.label.strip())] or labelled)
     if customer is not None and not buyer:
         customer.method = "label"
     if customer is None:
