@@ -60,12 +60,14 @@ _INVOICE_NUMBER_LABEL = re.compile(
     r"^(?:invoice|rechnung|gutschrift|credit\s*note|avoir)(?=\s+[A-Z]{1,4}[-/]?\d[\w/-]*\s*$)", re.I | re.M)
 # Totals that are not the grand total.
 _NOT_TOTAL = re.compile(
-    r"sub\s*-?\s*total|total\s*(?:qty|quantity|items?|spots?|units?|buylines|grp|for\b|tax|gst|vat|discount|excl|savings|includ)|"
+    r"sub\s*-?\s*total|total\s*(?:qty|quantity|items?|spots?|units?|buylines|grp|for\b|tax|gst|vat|"
+    r"discount|excl|savings|includ)|"
     # "Gesamtbetrag der Abschläge": the total of the discounts, not of the invoice.
     r"netto|total\s*ht|\bnet\b(?!t)|gesamtbetrag\s+der\b", re.I
 )
 _NOT_TOTAL_RECEIPT = re.compile(
-    r"sub\s*-?\s*total|total\s*(?:qty|quantity|items?|spots?|units?|buylines|grp|for\b|tax|gst|vat|discount|excl|savings|includ)|"
+    r"sub\s*-?\s*total|total\s*(?:qty|quantity|items?|spots?|units?|buylines|grp|for\b|tax|gst|vat|"
+    r"discount|excl|savings|includ)|"
     r"total\s*ht|tax\s*total|gst\s*summary", re.I
 )
 _ROUNDED_TOTAL = re.compile(r"total[\w\s.()]{0,16}?round\w*|round\w*\s*total", re.I)
@@ -434,8 +436,8 @@ def _first_date(lines: list[Line], finder, exclude: Candidate | None) -> Candida
 
 # The service / flight period first (what was bought), then a billing period, then "from".
 _PERIOD_LABELS = [
-    re.compile(r"flight\s*dates?|order\s*\.?\s*flight|\bflight\b|contract\s*dates|leistungszeitraum|service\s*(dates?|period)|"
-               r"p[ée]riode\s*de\s*(prestation|service)", re.I),
+    re.compile(r"flight\s*dates?|order\s*\.?\s*flight|\bflight\b|contract\s*dates|leistungszeitraum|"
+               r"service\s*(dates?|period)|p[ée]riode\s*de\s*(prestation|service)", re.I),
     re.compile(r"period|abrechnungszeitraum|billing\s*dates?", re.I),
     re.compile(r"\bfrom\b", re.I),
 ]
@@ -587,12 +589,7 @@ def term_value(text: str) -> str | None:
     t = _TERM.search(text) or re.search(
         r"\b(\d+|one|two|three|four|five|six|seven|eight|nine|ten|twelve|eighteen|twenty-four|"
         r"thirty-six)\s*(?:\(\d+\)\s*)?(years?|months?|days?)\b", text, re.I)
-    if not t:
-        return None
-    n = t.group(1).lower()
-    number = int(n) if n.isdigit() else _NUMBER_WORDS[n]
-    unit = t.group(2).lower().rstrip("s")
-    return f"{number}_{unit}" + ("" if number == 1 else "s")
+    return _duration(t.group(1), t.group(2)) if t else None
 
 
 def _contract(lines: list[Line]) -> Extraction:

@@ -201,7 +201,7 @@ def neighbours(lines: list[Line], index: int, label_box) -> list[Line]:
     nearest = [l for _, l in sorted(right, key=lambda t: t[0])[:1] + sorted(below, key=lambda t: t[0])[:1]]
     # A header row ("Advertiser        Original Date / Revision"): the next header far to the
     # right is no value when a cell starts right under the label.
-    if len(nearest) == 2 and min(right)[0] > 0.1 and abs(nearest[1].bbox(0, 1)[0] - x0) < 0.01:
+    if len(nearest) == 2 and min(d for d, _ in right) > 0.1 and abs(nearest[1].bbox(0, 1)[0] - x0) < 0.01:
         nearest.reverse()
     return nearest
 
