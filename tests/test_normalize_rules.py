@@ -502,6 +502,8 @@ def test_contract_effective_date_in_the_day_of_style(opening, expected):
      ["Cubic Corporation", "John D. Thomas"]),
     ("This Agreement is made between AOL Inc. (AOL) and Verizon Services Group Inc. (Verizon).",
      ["AOL Inc.", "Verizon Services Group Inc."]),
+    ("This Agreement, dated this 11th day of January, 2012, is by and among First Financial Northwest, Inc. "
+     "(the Company) and Stilwell Associates, L.P. (Stilwell).", ["First Financial Northwest, Inc.", "Stilwell Associates, L.P."]),
     ("This Agreement is made between Alpha Corp. (the Company) and its affiliates or subsidiaries "
      "(together the Group).", ["Alpha Corp."]),
 ])

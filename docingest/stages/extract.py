@@ -512,7 +512,7 @@ def _currency(lines: list[Line]) -> Candidate | None:
 
 # -- contracts -----------------------------------------------------------------------------------
 _BETWEEN = re.compile(
-    r"\bbetween\s*:?\s+(.{3,160}?)(?:\s*\(|,\s*a\s|,\s*an\s|,\s*having|,\s*with)"
+    r"\b(?:between|among)\s*:?\s+(.{3,160}?)(?:\s*\(|,\s*a\s|,\s*an\s|,\s*having|,\s*with)"
     # A sentence ends at ". ", but not after an initial ("Ronald A. Bucchi").
     r".{0,400}?\band\s+(.{3,160}?)(?:\s*\(|,\s*a\s|,\s*an\s|,\s*having|,\s*with|(?<!\b[A-Z])\.\s)",
     re.I | re.S,
