@@ -148,11 +148,11 @@ def _financial(lines: list[Line], doc_type: DocType) -> Extraction:
         total, method = _largest_amount(lines), "largest_amount"
     subtotal = best(after_label(lines, LABEL_RE["subtotal"], amount_finder))
     tax = _tax(lines, subtotal, total)
-    labelled = total
+    chosen = total
     total = _reconcile_total(lines, total, subtotal, tax)
     if total is not None:
         # Calibration tells apart how the total was found; one the arithmetic replaced is its own kind.
-        total.method = method if total is labelled else "arithmetic"
+        total.method = method if total is chosen else "arithmetic"
 
     if total is not None and subtotal is not None and tax is not None:
         consistent = abs(Decimal(subtotal.value) + Decimal(tax.value) - Decimal(total.value)) <= Decimal("0.02")

@@ -5,11 +5,18 @@ from __future__ import annotations
 
 import re
 
-from docingest.stages.labels import FALLBACK, LABEL_RE, NEXT_LINE, SAME_LINE, Candidate, after_label, name_finder
+from docingest.stages.labels import (
+    FALLBACK,
+    LABEL_RE,
+    LABELS,
+    NEXT_LINE,
+    SAME_LINE,
+    Candidate,
+    after_label,
+    name_finder,
+)
 from docingest.stages.layout import Line
 from docingest.stages.normalize import clean_address, find_amounts
-
-
 
 _NOISE_LINE = re.compile(
     r"^(tax\s*invoice|invoice|receipt|rechnung|facture|official\s*receipt|cash\s*(sale|bill)|"
@@ -31,8 +38,7 @@ NAME_STOP = re.compile(r"\b(tel|phone|fax|e-?mail|www\.|http|date|datum)\b|\d{1,
 _LETTERHEAD_END = re.compile(r"(?i)\b(tel|phone|fax|h/?p)\b|\btel(?=[\s.:\d])|gst\s*(?:no|id|reg)")
 
 
-_VENDOR_LABEL_AT_START = re.compile(
-    r"^\s*(seller|vendor|supplier|verk[äa]ufer|lieferant|from|vendeur|fournisseur)\s*:?\s*$", re.I)
+_VENDOR_LABEL_AT_START = re.compile(rf"^\s*({LABELS['vendor_name']})\s*:?\s*$", re.I)
 # Long suffixes may be glued to the name by OCR ("YONGFATTENTERPRISE"); short ones need a
 # word boundary ("AG" is in "PAGE").
 _COMPANY_SUFFIX = re.compile(
@@ -46,12 +52,15 @@ _REGISTRATION = re.compile(
     r"^\s*\(?\s*(c[o0][.-]?\s*reg|c[o0][mn]pany\s*(reg\.?\s*)?n[o0]|reg\.?\s*n[o0]|\d{3,}-[A-Z])", re.I)
 
 
-_SELLER_BLOCK = re.compile(
-    r"^(ver\s?k[äa]ufer|seller|supplier|lieferant|vendor|vendeur|fournisseur|rechnungs?e?rsteller|"
-    r"leistungserbringer)(\s*/\s*[\w-]+)?\s*:?$", re.I)
-BUYER_BLOCK = re.compile(
-    r"^(k[äa]ufer|buyer|bill\s*to|sold\s*to|invoice\s*to|rechnungsempf[äa]nger|kunde|customer|"
-    r"acheteur|client|leistungsempf[äa]nger)(\s*/\s*[\w-]+)?\s*:?$", re.I)
+def _role_header(roles: str) -> re.Pattern[str]:
+    """A line that is only a party's role, maybe with a translation: "Verkäufer / Seller:"."""
+    return re.compile(rf"^({roles})(\s*/\s*[\w-]+)?\s*:?$", re.I)
+
+
+_SELLER_BLOCK = _role_header(r"ver\s?k[äa]ufer|seller|supplier|lieferant|vendor|vendeur|fournisseur|"
+                             r"rechnungs?e?rsteller|leistungserbringer")
+BUYER_BLOCK = _role_header(r"k[äa]ufer|buyer|bill\s*to|sold\s*to|invoice\s*to|rechnungsempf[äa]nger|kunde|"
+                           r"customer|acheteur|client|leistungsempf[äa]nger")
 _BLOCK_SKIP = re.compile(r"^(name\s*:?$|(globale\s*)?nummer\b|number\b|kunden-?nr|customer\s*(no|id)|id\s*:|gln\b)", re.I)
 _ADDRESS_START = re.compile(
     r"^anschrift\s*:|^address\s*:|^adresse\s*:|"
