@@ -217,7 +217,7 @@ def _count(items) -> dict[str, int]:
 
 def _versions() -> dict[str, str]:
     versions = {"python": platform.python_version()}
-    for dist in ("docingest", "prefect", "pyarrow", "pypdfium2", "pillow", "rapidocr-onnxruntime", "pydantic"):
+    for dist in ("docingest", "prefect", "pyarrow", "pypdfium2", "pillow", "rapidocr", "onnxruntime", "pydantic"):
         try:
             versions[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:

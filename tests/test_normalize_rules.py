@@ -197,6 +197,10 @@ def test_company_names_undo_typical_ocr_confusions(text, expected):
     ("IKEA Cheras No 2A Jalan Cochrane 55100 KUALA LUMPUR GSTNo.:0001", "No 2A Jalan Cochrane 55100 KUALA LUMPUR"),
     ("S117, Second Floor, Aeon City, 1, Jalan Desa", "S117, Second Floor, Aeon City, 1, Jalan Desa"),
     ("Musterstr. 12, 12345 Musterstadt Telefon: +49 1234", "Musterstr. 12, 12345 Musterstadt"),
+    # A timestamp read with its spaces; 1 and 0 for L and O in the leading "LOT".
+    ("03 Mar 2018 18:22 (867388-U) 12, Jalan Tampoi", "12, Jalan Tampoi"),
+    ("10T 1851-A & 1851-B, JALAN KPB 6", "LOT 1851-A & 1851-B, JALAN KPB 6"),
+    ("1.OT 1851-A, JALAN KPB 6", "LOT 1851-A, JALAN KPB 6"),
 ])
 def test_addresses_lose_registration_numbers_and_ocr_digit_confusions(text, expected):
     from docingest.stages.normalize import clean_address
@@ -424,6 +428,20 @@ def test_an_invoice_issuer_block_and_a_dash_separated_return_address_name_the_ve
     # A label glued to its number by OCR ("Telephone03-...") still ends it; "LOT'2685" is a lot number.
     (["Shell ISNI PETRO TRADING", "Company No:002643278-A", "LOT'2685 JLN GENTING KLANG", "53300KL Site:1066",
       "Telephone03-40212008", "CSTNo:001090105344"], "LOT'2685 JLN GENTING KLANG 53300KL Site:1066"),
+    # OCR that keeps the spaces inside phone numbers ("07-355 2616", "T: 03-2093 7358").
+    (["ABC HO TRADING", "No.2&4, JALAN HARMONI 3/2,", "81100 JOHOR BAHRU.JOHOR", "07-355 2616"],
+     "No.2&4, JALAN HARMONI 3/2, 81100 JOHOR BAHRU.JOHOR"),
+    (["BENS GROCER SDN. BHD", "Lot 6, Jalan Batai,", "50490, Kuala Lumpur", "T: 03-2093 7358 | F: 03-2093 7359"],
+     "Lot 6, Jalan Batai, 50490, Kuala Lumpur"),
+    (["HON HWA HARDWARE TRADING", "NO 37, JALAN MANIS 7,", "56100 CHERAS.", "+603-9130 2672"],
+     "NO 37, JALAN MANIS 7, 56100 CHERAS."),
+    # Tax and company ids between the name and the address belong to the name; a run of house
+    # numbers is no date; "Guest Check" is the slip's title.
+    (["Timeless Kitchenette Sdn Bhd", "Company no : 1174703-K", "GST Reg no : 0000 6771 0976",
+      "Lot 50, Floor T2, Sky Avenue", "Pahang, 69000 Pahang Malaysia", "Guest Check"],
+     "Lot 50, Floor T2, Sky Avenue Pahang, 69000 Pahang Malaysia"),
+    (["FUYI MINIMARKET", "BR No.: 0195932-X", "NO 43-45-47G,", "TAMAN SEJATI,", "03-3279 1851,"],
+     "NO 43-45-47G, TAMAN SEJATI"),
 ])
 def test_a_receipt_letterhead_address_skips_registration_lines_and_stops_at_a_phone(lines, expected):
     from docingest.stages.extract import extract_fields
@@ -609,3 +627,29 @@ def test_a_media_orders_buyer_is_a_person_and_the_advertiser_is_the_customer():
             x += 0.008 * len(token) + 0.004
     ex = extract_fields([PageText(page=1, source=TextSource.TEXT_LAYER, words=words)], DocType.INVOICE)
     assert ex.get("customer_name").value == "Kennedy for Massachusetts Senate-D"
+
+
+def test_from_in_small_print_is_no_vendor_label():
+    from docingest.stages.extract import extract_fields
+    from schemas.fields import DocType
+
+    page = _receipt_page(["TRI SHAAS SDN BHD", "4-20, Jalan Ria 25/62", "Tel : 03-51217970", "TOTAL 5.00",
+                          "tax invoice must be made within 3 months", "from the date of purchase. If the request"])
+    assert extract_fields([page], DocType.RECEIPT).get("vendor_name").value == "TRI SHAAS SDN BHD"
+    labelled = _receipt_page(["Receipt", "From: Acme Trading Ltd", "TOTAL 5.00"])
+    assert extract_fields([labelled], DocType.RECEIPT).get("vendor_name").value == "Acme Trading Ltd"
+
+
+def test_a_sheet_without_money_is_no_bill_and_one_agreement_is_no_contract():
+    from docingest.stages.classify import classify_document
+
+    spec = _receipt_page(["TRIAL SPECIFICATION", "Total Pressure Drop 62 mm", "Total Weight 900 mg",
+                          "Net Tobacco 858 mg", "Net Filter 27 mm", "Supplier(s): ECUSTA"])
+    memo = _receipt_page(["Attention: R. Smith", "Unit price per order number",
+                          "Per our agreement with the vendor", "Approved by"])
+    assert classify_document([spec], []).doc_type == DocType.FORM
+    assert classify_document([memo], []).doc_type == DocType.FORM
+    # With money it is a bill; with many clauses a contract; with nothing known, other.
+    bill = _receipt_page(["TRIAL SPECIFICATION", "Net 100.00", "Total 119.00", "Invoice No 7"])
+    assert classify_document([bill], []).doc_type == DocType.INVOICE
+    assert classify_document([_receipt_page(["Hello world", "see you"])], []).doc_type == DocType.OTHER

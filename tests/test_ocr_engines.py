@@ -27,3 +27,20 @@ def test_ocr_engine_reads_words(name):
         assert 0 <= w.bbox[0] < w.bbox[2] <= 1 and 0 <= w.bbox[1] < w.bbox[3] <= 1
     lines = {w.line for w in text.words}
     assert len(lines) == 2
+
+
+def test_rapidocr_loads_its_bundled_models_offline_and_keeps_word_spaces(monkeypatch):
+    import socket
+
+    def no_network(*args, **kwargs):
+        raise OSError("network use at OCR engine start")
+
+    # A model download at start would fail on an offline machine: none may be attempted.
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    engine = build_ocr_engine(OcrName.RAPIDOCR)
+    image = text_image(["NO 55, JALAN SAGU 18, TAMAN DAYA", "81100 JOHOR BAHRU"])
+    words = [w.text for w in engine.read(PageInput(page=1, text_layer=[], image=image)).words]
+    # An address is compared word by word (on real receipts the PP-OCRv4 models read "JALANSAGU18").
+    assert {"JALAN", "SAGU", "TAMAN", "DAYA", "JOHOR", "BAHRU"} <= {w.strip(",") for w in words}
+    blank = engine.read(PageInput(page=1, text_layer=[], image=text_image([])))
+    assert blank.words == []

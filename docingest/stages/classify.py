@@ -77,6 +77,7 @@ _MONEY_LABEL = re.compile(
 FORM_LABEL_WEIGHT, FORM_LABEL_CAP = 0.35, 3.5
 
 OTHER_THRESHOLD = 2.0  # below this best score nothing looks like a known type
+FORM_FALLBACK = 1.0  # ... unless form cues alone reach this much
 TEMPERATURE = 1.5  # softmax temperature: the score gap needed for a confident call
 
 
@@ -91,6 +92,13 @@ def classify_document(pages: list[PageText], page_info: list[PageInfo]) -> Class
     money = _money_score(text)
     scores[DocType.INVOICE] += money
     scores[DocType.RECEIPT] += money
+    # A bill without a single amount is a specification sheet or a memo that says "net" and
+    # "total"; a contract is many clauses, not one passing "agreement".
+    if not _AMOUNT.search(text):
+        scores[DocType.INVOICE] *= 0.5
+        scores[DocType.RECEIPT] *= 0.5
+    if sum(1 for pattern, _ in _COMPILED[DocType.CONTRACT] if pattern.search(text)) < 2:
+        scores[DocType.CONTRACT] *= 0.5
 
     first = page_info[0] if page_info else None
     if first and first.height_px and first.width_px:
@@ -102,7 +110,10 @@ def classify_document(pages: list[PageText], page_info: list[PageInfo]) -> Class
         scores[DocType.CONTRACT] += 0.5
 
     best = max(scores, key=scores.get)
-    if scores[best] < OTHER_THRESHOLD:
+    # Scanned office forms often carry only a few weak cues ("Date:", "Attention", a
+    # signature line) and nothing of a bill or a contract: several of them make a form.
+    weak_form = best == DocType.FORM and scores[best] >= FORM_FALLBACK and _distinct_form_cues(text) >= 2
+    if scores[best] < OTHER_THRESHOLD and not weak_form:
         confidence = 1.0 - scores[best] / (2 * OTHER_THRESHOLD)
         return Classification(
             doc_type=DocType.OTHER, confidence=round(confidence, 4),
@@ -116,12 +127,19 @@ def classify_document(pages: list[PageText], page_info: list[PageInfo]) -> Class
     )
 
 
+def _distinct_form_cues(text: str) -> int:
+    layout = 1 if _form_layout_score(text) else 0
+    return layout + sum(1 for pattern, _ in _COMPILED[DocType.FORM] if pattern.search(text))
+
+
 def _form_layout_score(text: str) -> float:
     labels = [m.group(1) for m in _FORM_LABEL.finditer(text)]
     form_like = [l for l in labels if not _MONEY_LABEL.search(l)]
     return min(FORM_LABEL_CAP, FORM_LABEL_WEIGHT * len(form_like))
 
 
+# Any sign of money: an amount with cents, or a currency before a number ("$280").
+_AMOUNT = re.compile(r"\b\d+(?:[,.]\d{3})*[.,]\d{2}\b|[$€£]\s?\d")
 _PRICED = re.compile(r"[$€£]\s?\d{1,3}(?:,\d{3})*\.\d{2}\b|\b\d{1,3}(?:\.\d{3})*,\d{2}\s?€")
 MONEY_WEIGHT, MONEY_CAP = 0.3, 3.0
 

@@ -205,9 +205,11 @@ def clean_company_name(text: str | None) -> str | None:
 
 
 # An address as OCR reads it: a registration number in brackets before it ("(JM0352019-K)
-# NO.53 JALAN ..."), O for 0 inside numbers ("8110O"), 0 for O inside words ("L0T").
+# NO.53 JALAN ..."), O for 0 inside numbers ("8110O"), 0 for O inside words ("L0T"), 1 and 0
+# for L and O in the leading "LOT" ("10T 1851-A", "1.OT 1851-A").
 _ADDRESS_FIXES = [
     (re.compile(r"^\s*\((?=[^)]*\d{3})[^)]{4,24}\)\s*"), ""),
+    (re.compile(r"^\s*[1lI][.,]?[0O]T(?=\s*\d)"), "LOT"),
     # Registration numbers and receipt timestamps printed before the street, with or without
     # a label: "JM0325955-V", "BRNo.:(124525-H)", "Co.No.113825-W", "22Mar201818:24".
     (re.compile(r"^(?:\s*(?:\(?\s*(?:c[o0]\.?\s*n[o0]\.?|company\s*[nr][o0]\.?|br\s*n[o0]\.?|reg\.?\s*n[o0]\.?)"

@@ -20,15 +20,17 @@ from docingest.stages.normalize import clean_address, find_amounts
 
 _NOISE_LINE = re.compile(
     r"^(tax\s*invoice|invoice|receipt|rechnung|facture|official\s*receipt|cash\s*(sale|bill)|"
-    r"welcome|copy|original|page\s*\d|seite\s*\d|bill|simplified)\b", re.I
+    r"welcome|copy|original|page\s*\d|seite\s*\d|bill|simplified|guest\s*check)\b", re.I
 )
 _ADDRESS_STOP = re.compile(
     r"\b(tel|phone|fax|gst|vat|reg|e-?mail|www\.|http|invoice|receipt|date|no\.?\s*:|ust|"
     r"number|bill\s*to|kunde|document|terminal|cashier)\b|rechnung|facture|nummer|"
     # OCR glues labels to numbers: "TEL07-3523888", "GSTID:000849813504"; bare phone numbers
-    # ("03-41318972", "+603-91302672").
-    r"\btel(?=[\s.:\d])|\btelephone|\bh/p\b|\b[cg]st\s*(?:id|no)|\b0\d{1,2}-\s?\d{6,8}\b|\+\d{2,3}[\s-]?\d{1,2}[\s-]?\d{6,8}\b|"
-    r"\d{1,2}[/.-]\d{1,2}[/.-]\d{2,4}", re.I
+    # ("03-41318972", "+603-91302672", "07-355 2616", "+603-9130 2672", "T: 03-2093 7358").
+    r"\btel(?=[\s.:\d])|\btelephone|\bh/p\b|\b[cg]st\s*(?:id|no)|\b0\d{1,2}-\s?\d{3,4}\s?\d{4}\b|"
+    r"\+\d{2,3}[\s-]?\d{1,2}[\s-]?\d{3,4}\s?\d{4}\b|\b[TF]\s?:\s?\+?\d|"
+    # A date, not a run of house numbers ("NO 43-45-47G").
+    r"(?<![\w-])\d{1,2}[/.-]\d{1,2}[/.-]\d{2,4}(?![\w-])", re.I
 )
 # A document title printed on the same row as the issuer's name ("ACME LTD      INVOICE").
 _TITLE_TAIL = re.compile(r"\s+(tax\s+invoice|invoice|rechnung|facture|receipt)\b.*$", re.I)
@@ -38,7 +40,10 @@ NAME_STOP = re.compile(r"\b(tel|phone|fax|e-?mail|www\.|http|date|datum)\b|\d{1,
 _LETTERHEAD_END = re.compile(r"(?i)\b(tel|phone|fax|h/?p)\b|\btel(?=[\s.:\d])|gst\s*(?:no|id|reg)")
 
 
-_VENDOR_LABEL_AT_START = re.compile(rf"^\s*({LABELS['vendor_name']})\s*:?\s*$", re.I)
+# "Seller: ACME" opening a line, or "Seller" alone above its value; in "from the date of
+# purchase" (small print) no colon makes "from" a label.
+_VENDOR_LABEL_BEFORE = re.compile(rf"^\s*({LABELS['vendor_name']})\s*:\s*$", re.I)
+_VENDOR_LABEL_ABOVE = re.compile(rf"^\s*({LABELS['vendor_name']})\s*:?\s*$", re.I)
 # Long suffixes may be glued to the name by OCR ("YONGFATTENTERPRISE"); short ones need a
 # word boundary ("AG" is in "PAGE").
 _COMPANY_SUFFIX = re.compile(
@@ -50,6 +55,11 @@ _COMPANY_SUFFIX = re.compile(
 # "(CO. REG: 933109-X)", "Co-REG:860671-D", "CompanyReg.No.:001055194x", "Conpany No:20965-W" (OCR).
 _REGISTRATION = re.compile(
     r"^\s*\(?\s*(c[o0][.-]?\s*reg|c[o0][mn]pany\s*(reg\.?\s*)?n[o0]|reg\.?\s*n[o0]|\d{3,}-[A-Z])", re.I)
+
+# The issuer's ids printed between its name and its address ("GST Reg no : 0000 6771 0976",
+# "Company no : 1174703-K", "BR No.: 0195932-X").
+_TAX_ID_LINE = re.compile(r"(?i)^\W*((gst|sst|tax)\s*(reg(istration)?\.?\s*)?(n[o0]|id)|"
+                          r"c[o0]mpany\s*n[o0]|br\s*n[o0])\b.{0,30}\d{4}")
 
 
 def _role_header(roles: str) -> re.Pattern[str]:
@@ -184,8 +194,8 @@ def find_vendor(lines: list[Line]) -> tuple[Candidate, Candidate | None] | None:
         return block
     # Only a label that opens its line ("Seller: ACME"): "download from GooglePlay" is no vendor.
     labelled = [c for c in after_label(lines, LABEL_RE["vendor_name"], name_finder)
-                if _VENDOR_LABEL_AT_START.match(c.line.text[: c.start] if c.how == SAME_LINE
-                                                else lines[c.line.index - 1].text)]
+                if (_VENDOR_LABEL_BEFORE.match(c.line.text[: c.start]) if c.how == SAME_LINE
+                    else _VENDOR_LABEL_ABOVE.match(lines[c.line.index - 1].text))]
     if labelled:
         c = labelled[0]
         c.how, c.method = min(c.how, 0.7), "label"
@@ -241,8 +251,9 @@ def find_vendor(lines: list[Line]) -> tuple[Candidate, Candidate | None] | None:
         name = Candidate(text, text, line, 0, len(line.text), how, context=context, method=method)
         address_lines = []
         for nxt in first_page[i + 1: i + 7]:
-            if (_REGISTRATION.match(nxt.text) or clean_address(nxt.text) is None) and not address_lines:
-                continue  # "(CO. REG: 933109-X)" under the name belongs to it, not the address
+            if not address_lines and (_REGISTRATION.match(nxt.text) or _TAX_ID_LINE.match(nxt.text)
+                                      or clean_address(nxt.text) is None):
+                continue  # "(CO. REG: 933109-X)", "GST No : ..." under the name belong to it
             if _ADDRESS_STOP.search(nxt.text) or _NOISE_LINE.match(nxt.text):
                 break
             address_lines.append(nxt)
