@@ -43,6 +43,13 @@ def test_a_policy_number_with_dots_is_no_amount():
     assert [str(v) for _, _, v in find_amounts("Rechnungsbetrag 1.163,40 €")] == ["1163.40"]
 
 
+def test_a_space_groups_thousands_only_before_a_decimal_comma():
+    from docingest.stages.normalize import find_amounts
+
+    assert [str(v) for _, _, v in find_amounts("Total Qty.: 18 144.68")] == ["18", "144.68"]
+    assert [str(v) for _, _, v in find_amounts("Montant TTC 1 234,56 €")] == ["1234.56"]
+
+
 def test_a_date_that_opens_a_period_is_not_the_issue_date():
     from docingest.stages.extract import extract_fields
 

@@ -108,7 +108,10 @@ AMOUNT_RE = re.compile(
     r"(?<![\w.,])(-?\(?)\s?(?:[$€£¥]|RM|EUR|USD|GBP|MYR|S(?=\d[\d,]*[.,]\d{2}(?!\d)))?\s?"
     # A grouped number never starts with 0 and never runs on into ".5": "01.234.567.8" is a
     # policy number, not an amount.
-    r"((?!0\d)\d{1,3}(?:[,.' ]\d{3})+(?:[.,]\d{1,2})?|\d+(?:[.,]\d{1,2})?)(\)?-?)(?!\d|[.,]\d)"
+    # A space groups thousands only before decimal commas ("1 234,56"): in "Qty 18 144.68" it
+    # parts two numbers.
+    r"((?!0\d)\d{1,3}(?:[,.']\d{3})+(?:[.,]\d{1,2})?|(?!0\d)\d{1,3}(?: \d{3})+(?:,\d{1,2})?(?![.\d])|"
+    r"\d+(?:[.,]\d{1,2})?)(\)?-?)(?!\d|[.,]\d)"
 )
 
 
