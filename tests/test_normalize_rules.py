@@ -495,6 +495,9 @@ def test_a_priced_order_under_a_contract_title_is_a_money_document():
     (["6.1 This Agreement shall terminate in its entirety one year after the date of this Agreement.",
       "The obligations shall survive any termination for a period of three (3) years."], "1_year"),
     (["This agreement is governed by the laws of the State of Delaware."], None),
+    # A bare "for a period of" is a non-solicit or survival clause, not the agreement's term.
+    (["You agree that, for a period of one (1) year from the date hereof, you will not solicit employees."],
+     None),
 ])
 def test_contract_term_is_the_agreements_own_duration(clauses, expected):
     from docingest.stages.extract import extract_fields

@@ -633,10 +633,12 @@ def _contract(lines: list[Line]) -> Extraction:
     g = _governing_law(full)
     if g:
         values.append(_span_value("jurisdiction", g.group(1), g.start(1), g.end(1), full_index, NEXT_LINE))
-    # The agreement's own duration first: a "Term." section, then the agreement (or its
-    # obligations) ending N years on; a non-solicit "for a period of one year" only after.
+    # The agreement's own duration: a "Term." section, else the agreement (or its obligations)
+    # ending N years on. A bare "for a period of one year" is a non-solicit or a survival
+    # clause more often than the term: on the 83 dev NDAs it was the labelled term 5 times
+    # in 25, so it is not read as one.
     for method, pattern in (("term_heading", _TERM_HEADING), ("agreement_ends", _AGREEMENT_ENDS),
-                            ("term_of", _TERM), ("ends", _TERM_ENDS)):
+                            ("ends", _TERM_ENDS)):
         t = pattern.search(full)
         if t:
             term = _span_value("term", t.group(0), t.start(), t.end(), full_index, NEXT_LINE,
