@@ -534,6 +534,13 @@ def test_contract_effective_date_in_the_day_of_style(opening, expected):
      "(the Company) and Stilwell Associates, L.P. (Stilwell).", ["First Financial Northwest, Inc.", "Stilwell Associates, L.P."]),
     ("This Agreement is made between Alpha Corp. (the Company) and its affiliates or subsidiaries "
      "(together the Group).", ["Alpha Corp."]),
+    # The clause around the names is no party; a lower-case company name is; a title ends.
+    ("This Agreement is made between Galil Medical Inc. (Galil) and, in consideration of the rights and "
+     "obligations set forth herein, both parties hereby agree as follows: 1. Definitions.", ["Galil Medical Inc."]),
+    ("This Agreement is entered into between salesforce.com, inc. (the Company) and Patricia Sueltz (you). "
+     "The parties agree.", ["salesforce.com, inc.", "Patricia Sueltz"]),
+    ("AGREEMENT BETWEEN AUSPEX AND TEVA, DATED MARCH 1, 2015 Exhibit 10.2 (this Agreement) and TEVA "
+     "PHARMACEUTICAL INDUSTRIES, LTD. (Teva).", ["AUSPEX AND TEVA", "TEVA PHARMACEUTICAL INDUSTRIES, LTD"]),
 ])
 def test_contract_parties_are_names_not_their_descriptions(opening, expected):
     from docingest.stages.extract import extract_fields

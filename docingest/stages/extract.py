@@ -521,12 +521,15 @@ _BETWEEN = re.compile(
 # resides at", "…, its affiliates").
 _PARTY_TAIL = re.compile(
     r"\s*,?\s*\b(?:who|which|existing|organized|incorporated\s+(?:in|under)|having|located|"
-    r"residing|with\s+(?:its|offices)|its\s+(?:affiliates|subsidiaries)|on\s+behalf)\b.*$", re.I | re.S)
+    r"residing|with\s+(?:its|offices)|its\s+(?:affiliates|subsidiaries)|on\s+behalf|dated|exhibit)\b.*$",
+    re.I | re.S)
 # Text a "between … and …" clause catches that is no party: a blank, a role, a clause.
 _NOT_A_PARTY = re.compile(
-    r"^(?:(?:its|any|each|all|a|an|the\s+laws|person|company\s+and|you|us)\b|[\W_]*$)", re.I)
+    r"^(?:(?:its|any|each|all|a|an|the\s+laws|person|company\s+and|you|us|parties|gentlemen|dear)\b|"
+    r"company\W*(?:or|and)?\W*$|[\W_]*$)", re.I)
 
 
+_COMPANY_FORM = re.compile(r"(?i)\b(?:inc|corp|corporation|llc|ltd|limited|l\.?p|n\.v|s\.a|gmbh|plc)\b")
 _ABBREVIATED = re.compile(r"\b(?:Inc|Corp|Ltd|Co|L\.P|N\.V|S\.A)$")
 
 
@@ -534,7 +537,12 @@ def _party_name(span: str) -> str | None:
     raw = re.sub(r"\s+", " ", span).strip(" ,;:\"“”")
     raw = re.sub(r"^(the\s+)", "", raw, flags=re.I)
     raw = _PARTY_TAIL.sub("", raw).strip(" ,;:\"“”")
-    if not raw or _NOT_A_PARTY.match(raw) or not raw[0].isalnum() or len(raw) > 80:
+    # A name starts with a capital or a digit ("3M Company"), or is a company's ("salesforce.com,
+    # inc."); "rights and obligations set forth herein" or "myself and each of" is the clause
+    # around the names.
+    if not raw or _NOT_A_PARTY.match(raw) or len(raw) > 80:
+        return None
+    if not (raw[0].isupper() or raw[0].isdigit() or _COMPANY_FORM.search(raw)):
         return None
     return raw
 
