@@ -670,3 +670,31 @@ def test_a_sheet_without_money_is_no_bill_and_one_agreement_is_no_contract():
     bill = _receipt_page(["TRIAL SPECIFICATION", "Net 100.00", "Total 119.00", "Invoice No 7"])
     assert classify_document([bill], []).doc_type == DocType.INVOICE
     assert classify_document([_receipt_page(["Hello world", "see you"])], []).doc_type == DocType.OTHER
+
+
+def _cells_page(cells: list[tuple[float, float, str]]):
+    """A text-layer page whose every cell is its own text line, in the order given (PDF
+    producers emit a form's labels first and its values after)."""
+    from schemas.records import PageText, TextSource, Word
+
+    words = []
+    for line, (x, y, cell) in enumerate(cells):
+        for token in cell.split():
+            words.append(Word(text=token, bbox=(x, y, x + 0.01 * len(token), y + 0.01), confidence=1.0, line=line))
+            x += 0.01 * len(token) + 0.004
+    return PageText(page=1, source=TextSource.TEXT_LAYER, words=words)
+
+
+def test_a_lone_contract_cell_names_the_number_beside_it_but_a_numbered_label_wins():
+    from docingest.stages.extract import extract_fields
+    from schemas.fields import DocType
+
+    invoice = _cells_page([(0.05, 0.03, "OFFICIAL BILLING INVOICE"), (0.70, 0.05, "Inv Date"),
+                           (0.70, 0.07, "Contract"), (0.80, 0.05, "3/8/2020"), (0.80, 0.07, "4263696"),
+                           (0.05, 0.20, "Total $1,050.00")])
+    number = extract_fields([invoice], DocType.INVOICE).get("invoice_number")
+    assert number is not None and number.value == "4263696"
+    titled = _cells_page([(0.05, 0.03, "CONTRACT"), (0.20, 0.03, "2960 North Meridian Street"),
+                          (0.05, 0.08, "Contract / Revision"), (0.05, 0.10, "2486250 / 1"),
+                          (0.05, 0.20, "Total $1,050.00")])
+    assert extract_fields([titled], DocType.INVOICE).get("invoice_number").value == "2486250"

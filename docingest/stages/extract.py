@@ -206,7 +206,11 @@ def _financial(lines: list[Line], doc_type: DocType) -> Extraction:
             c.method = f"{kind.group(1).lower()}_label" if kind else "generic_label"
         # A contract number names the deal an order or invoice belongs to; an order number
         # beside it is the buyer's or the station's reference, so the contract number wins.
-        number = best([c for c in found if c.method == "contract_label"] or found)
+        # "Contract #" / "Contract / Revision" before a cell that only says "Contract" (which
+        # may be a title).
+        contract = [c for c in found if c.method == "contract_label"]
+        numbered = [c for c in contract if re.search(r"(?i)no|number|#|rev", c.label)]
+        number = best(numbered or contract or found)
     if number is not None:
         values.append(number.to_value("invoice_number"))
 

@@ -51,7 +51,10 @@ LABELS = {
     "invoice_number": r"invoice\s*(?:no|number|num|#|nr)\.?|rechnungs?\s*-?\s*(?:nummer|nr)\.?|"
                       r"facture\s*n[°o]?|n[°o]\s*de\s*facture|receipt\s*(?:no|#)\.?|bill\s*(?:no|#)\.?|"
                       r"doc(?:ument)?\s*(?:no|#)\.?|inv\s*(?:no|#)\.?|contract\s*(?:no|number|#|/\s*rev(?:ision)?)\.?|"
-                      r"order\s*(?:no|number|#|/\s*rev)\.?:?|belegnummer|\bnr\.",
+                      r"order\s*(?:no|number|#|/\s*rev)\.?:?|belegnummer|\bnr\.|"
+                      # A cell that is only "Contract" on a station's invoice, the number beside
+                      # it or in the same cell.
+                      r"^\s*contract(?=\s*:?\s*(?:[\w/-]*\d[\w/-]*)?\s*$)",
     "invoice_date": r"invoice\s*date|date\s*of\s*issue|issue\s*date|rechnungsdatum|belegdatum|"
                     r"date\s*de\s*facture|datum|\bdate\b|\bdated\b|\bvom\b|\bdu\b",
     "due_date": r"due\s*date|payment\s*due|pay\s*by|f[äa]llig(?:keit)?|zahlbar\s*bis|[ée]ch[ée]ance",
