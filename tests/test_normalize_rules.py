@@ -698,3 +698,17 @@ def test_a_lone_contract_cell_names_the_number_beside_it_but_a_numbered_label_wi
                           (0.05, 0.08, "Contract / Revision"), (0.05, 0.10, "2486250 / 1"),
                           (0.05, 0.20, "Total $1,050.00")])
     assert extract_fields([titled], DocType.INVOICE).get("invoice_number").value == "2486250"
+
+
+def test_a_stations_account_number_after_the_advertiser_is_not_part_of_its_name():
+    from docingest.stages.extract import extract_fields
+
+    page = _cells_page([(0.39, 0.03, "Advertiser"), (0.50, 0.03, "Amy for America (135176)"),
+                        (0.39, 0.30, "Total $1,050.00")])
+    customer = extract_fields([page], DocType.INVOICE).get("customer_name")
+    assert customer.value == "Amy for America" and customer.value_raw == "Amy for America (135176)"
+    assert customer.grounded
+    # A number that is part of the name stays.
+    page = _cells_page([(0.39, 0.03, "Advertiser"), (0.50, 0.03, "Mike Bloomberg 2020"),
+                        (0.39, 0.30, "Total $1,050.00")])
+    assert extract_fields([page], DocType.INVOICE).get("customer_name").value == "Mike Bloomberg 2020"

@@ -234,6 +234,9 @@ def _financial(lines: list[Line], doc_type: DocType) -> Extraction:
     if customer is None:
         customer = recipient(lines)
     if customer is not None:
+        # Station systems print their account number after the advertiser ("Amy for America
+        # (135176)"): an id of theirs, not part of the name. The raw text keeps it.
+        customer.value = _ACCOUNT_TAIL.sub("", customer.value or "") or customer.value
         values.append(customer.to_value("customer_name", scale=0.8))
 
     vendor = find_vendor(lines)
@@ -320,6 +323,7 @@ def _tax(lines: list[Line], subtotal: Candidate | None, total: Candidate | None)
     return max(cands, key=lambda c: (c.how, c.line.index))
 
 
+_ACCOUNT_TAIL = re.compile(r"\s*\(\d{4,}\)\s*$")
 # What the customer handed over and got back: paid - change is what the receipt totals.
 # OCR glues labels to numbers ("CASH20.00"), so no word boundary after the label.
 _PAYMENT = re.compile(r"(?i)(?<![a-z])(cash(?!\s*change)|amount\s*paid|paid\s*amount|tender(?:ed)?|payment)(?![a-z])")
