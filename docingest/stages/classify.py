@@ -97,7 +97,7 @@ def classify_document(pages: list[PageText], page_info: list[PageInfo]) -> Class
     if not _AMOUNT.search(text):
         scores[DocType.INVOICE] *= 0.5
         scores[DocType.RECEIPT] *= 0.5
-    if sum(1 for pattern, _ in _COMPILED[DocType.CONTRACT] if pattern.search(text)) < 2:
+    if _distinct_cues(text, DocType.CONTRACT) < 2:
         scores[DocType.CONTRACT] *= 0.5
 
     first = page_info[0] if page_info else None
@@ -112,7 +112,8 @@ def classify_document(pages: list[PageText], page_info: list[PageInfo]) -> Class
     best = max(scores, key=scores.get)
     # Scanned office forms often carry only a few weak cues ("Date:", "Attention", a
     # signature line) and nothing of a bill or a contract: several of them make a form.
-    weak_form = best == DocType.FORM and scores[best] >= FORM_FALLBACK and _distinct_form_cues(text) >= 2
+    weak_form = (best == DocType.FORM and scores[best] >= FORM_FALLBACK
+                 and _distinct_cues(text, DocType.FORM) + bool(_form_layout_score(text)) >= 2)
     if scores[best] < OTHER_THRESHOLD and not weak_form:
         confidence = 1.0 - scores[best] / (2 * OTHER_THRESHOLD)
         return Classification(
@@ -127,9 +128,8 @@ def classify_document(pages: list[PageText], page_info: list[PageInfo]) -> Class
     )
 
 
-def _distinct_form_cues(text: str) -> int:
-    layout = 1 if _form_layout_score(text) else 0
-    return layout + sum(1 for pattern, _ in _COMPILED[DocType.FORM] if pattern.search(text))
+def _distinct_cues(text: str, doc_type: DocType) -> int:
+    return sum(1 for pattern, _ in _COMPILED[doc_type] if pattern.search(text))
 
 
 def _form_layout_score(text: str) -> float:

@@ -59,17 +59,14 @@ _INVOICE_NUMBER_LABEL = re.compile(
     # "Invoice Date" or "Invoice 3 of 4".
     r"^(?:invoice|rechnung|gutschrift|credit\s*note|avoir)(?=\s+[A-Z]{1,4}[-/]?\d[\w/-]*\s*$)", re.I | re.M)
 # Totals that are not the grand total.
+# A part of the total or a count: "Sub-total", "Total Qty", "Total Spots", "Total Tax".
+_PART_OR_COUNT = (r"sub\s*-?\s*total|total\s*(?:qty|quantity|items?|spots?|units?|buylines|grp|for\b|tax|gst|"
+                  r"vat|discount|excl|savings|includ)|total\s*ht|")
 _NOT_TOTAL = re.compile(
-    r"sub\s*-?\s*total|total\s*(?:qty|quantity|items?|spots?|units?|buylines|grp|for\b|tax|gst|vat|"
-    r"discount|excl|savings|includ)|"
     # "Gesamtbetrag der Abschläge": the total of the discounts, not of the invoice.
-    r"netto|total\s*ht|\bnet\b(?!t)|gesamtbetrag\s+der\b", re.I
+    _PART_OR_COUNT + r"netto|\bnet\b(?!t)|gesamtbetrag\s+der\b", re.I
 )
-_NOT_TOTAL_RECEIPT = re.compile(
-    r"sub\s*-?\s*total|total\s*(?:qty|quantity|items?|spots?|units?|buylines|grp|for\b|tax|gst|vat|"
-    r"discount|excl|savings|includ)|"
-    r"total\s*ht|tax\s*total|gst\s*summary", re.I
-)
+_NOT_TOTAL_RECEIPT = re.compile(_PART_OR_COUNT + r"tax\s*total|gst\s*summary", re.I)
 _ROUNDED_TOTAL = re.compile(r"total[\w\s.()]{0,16}?round\w*|round\w*\s*total", re.I)
 # The invoice's gross total, then what is left to pay (after prepayments), then any "total".
 _GROSS_TOTAL = re.compile(
@@ -253,6 +250,8 @@ def _financial(lines: list[Line], doc_type: DocType) -> Extraction:
 
 
 # A title near the top that names the document a credit note.
+# A station's account number after the advertiser: "Amy for America (135176)".
+_ACCOUNT_TAIL = re.compile(r"\s*\(\d{4,}\)\s*$")
 _CREDIT_NOTE = re.compile(r"(?i)\b(credit\s*note|credit\s*memo|gutschrift|avoir|nota\s+de\s+cr[eé]dito)\b")
 
 
@@ -323,7 +322,6 @@ def _tax(lines: list[Line], subtotal: Candidate | None, total: Candidate | None)
     return max(cands, key=lambda c: (c.how, c.line.index))
 
 
-_ACCOUNT_TAIL = re.compile(r"\s*\(\d{4,}\)\s*$")
 # What the customer handed over and got back: paid - change is what the receipt totals.
 # OCR glues labels to numbers ("CASH20.00"), so no word boundary after the label.
 _PAYMENT = re.compile(r"(?i)(?<![a-z])(cash(?!\s*change)|amount\s*paid|paid\s*amount|tender(?:ed)?|payment)(?![a-z])")
@@ -658,7 +656,7 @@ def _contract(lines: list[Line]) -> Extraction:
         t = pattern.search(full)
         if t:
             term = _span_value("term", t.group(0), t.start(), t.end(), full_index, NEXT_LINE,
-                               value=_duration(t.group(len(t.groups()) - 1), t.group(len(t.groups()))))
+                               value=_duration(*t.groups()[-2:]))
             term.method = method
             values.append(term)
             break

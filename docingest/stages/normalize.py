@@ -106,10 +106,9 @@ def parse_date(text: str, dayfirst: bool = True) -> date | None:
 AMOUNT_RE = re.compile(
     # OCR reads a "$" glued to an amount as "S" ("Total:S8.20"): only before a decimal amount.
     r"(?<![\w.,])(-?\(?)\s?(?:[$€£¥]|RM|EUR|USD|GBP|MYR|S(?=\d[\d,]*[.,]\d{2}(?!\d)))?\s?"
-    # A grouped number never starts with 0 and never runs on into ".5": "01.234.567.8" is a
-    # policy number, not an amount.
-    # A space groups thousands only before decimal commas ("1 234,56"): in "Qty 18 144.68" it
-    # parts two numbers.
+    # A grouped number never starts with 0 and never runs on into ".5" ("01.234.567.8" is a
+    # policy number); a space groups thousands only before a decimal comma ("1 234,56"), so
+    # in "Qty 18 144.68" it parts two numbers.
     r"((?!0\d)\d{1,3}(?:[,.']\d{3})+(?:[.,]\d{1,2})?|(?!0\d)\d{1,3}(?: \d{3})+(?:,\d{1,2})?(?![.\d])|"
     r"\d+(?:[.,]\d{1,2})?)(\)?-?)(?!\d|[.,]\d)"
 )

@@ -42,8 +42,7 @@ _LETTERHEAD_END = re.compile(r"(?i)\b(tel|phone|fax|h/?p)\b|\btel(?=[\s.:\d])|gs
 
 # "Seller: ACME" opening a line, or "Seller" alone above its value; in "from the date of
 # purchase" (small print) no colon makes "from" a label.
-_VENDOR_LABEL_BEFORE = re.compile(rf"^\s*({LABELS['vendor_name']})\s*:\s*$", re.I)
-_VENDOR_LABEL_ABOVE = re.compile(rf"^\s*({LABELS['vendor_name']})\s*:?\s*$", re.I)
+_VENDOR_LABEL_ALONE = re.compile(rf"^\s*(?:{LABELS['vendor_name']})\s*(:)?\s*$", re.I)
 # Long suffixes may be glued to the name by OCR ("YONGFATTENTERPRISE"); short ones need a
 # word boundary ("AG" is in "PAGE").
 _COMPANY_SUFFIX = re.compile(
@@ -194,8 +193,9 @@ def find_vendor(lines: list[Line]) -> tuple[Candidate, Candidate | None] | None:
         return block
     # Only a label that opens its line ("Seller: ACME"): "download from GooglePlay" is no vendor.
     labelled = [c for c in after_label(lines, LABEL_RE["vendor_name"], name_finder)
-                if (_VENDOR_LABEL_BEFORE.match(c.line.text[: c.start]) if c.how == SAME_LINE
-                    else _VENDOR_LABEL_ABOVE.match(lines[c.line.index - 1].text))]
+                if (m := _VENDOR_LABEL_ALONE.match(c.line.text[: c.start] if c.how == SAME_LINE
+                                                   else lines[c.line.index - 1].text))
+                and (m.group(1) or c.how != SAME_LINE)]
     if labelled:
         c = labelled[0]
         c.how, c.method = min(c.how, 0.7), "label"
