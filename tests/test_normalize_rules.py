@@ -712,3 +712,24 @@ def test_a_stations_account_number_after_the_advertiser_is_not_part_of_its_name(
     page = _cells_page([(0.39, 0.03, "Advertiser"), (0.50, 0.03, "Mike Bloomberg 2020"),
                         (0.39, 0.30, "Total $1,050.00")])
     assert extract_fields([page], DocType.INVOICE).get("customer_name").value == "Mike Bloomberg 2020"
+
+
+def test_an_orders_first_page_outweighs_the_terms_and_conditions_printed_after_it():
+    from docingest.stages.classify import classify_document
+
+    # A broadcast order: one page of priced spots (more amounts than the old money cap counted).
+    table = [f"{i} WXYZ 03/{i:02d}/20 M-F News at 6 :30 Spots 2 ${i},100.00 ${i},050.00" for i in range(1, 10)]
+    order = _receipt_page(["Contract / Revision 280677 / 1", "Advertiser Friends of Pat Agency Blue Media",
+                           "Estimate # 3 Order # 77", "Line Description Spots Gross Amount Net Amount", *table,
+                           "Totals 18 $45,900.00 $39,015.00", "Agency Comm. $6,885.00",
+                           "This order is subject to the station's standard terms and conditions."])
+    clauses = ["The parties hereby agree that this Agreement shall bind Agency and Advertiser.",
+               "Agency shall indemnify Station; either party may seek termination of this Agreement."]
+    terms = [_receipt_page(["STANDARD TERMS AND CONDITIONS", *clauses]) for _ in range(2)]
+    assert classify_document([order, *terms], []).doc_type == DocType.INVOICE
+
+    # An agreement whose schedule prices a few items stays an agreement.
+    nda = _receipt_page(["MUTUAL NON-DISCLOSURE AGREEMENT", *clauses, "WHEREAS the parties wish to talk,",
+                         "governed by the laws of Ohio, In witness whereof the parties have signed."])
+    fees = _receipt_page(["Schedule A: fees", "Review fee $1,200.00", "Late fee $150.00"])
+    assert classify_document([nda, terms[0], fees], []).doc_type == DocType.CONTRACT

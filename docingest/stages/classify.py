@@ -85,20 +85,13 @@ def classify_document(pages: list[PageText], page_info: list[PageInfo]) -> Class
     # The first pages carry the type (titles, headers); the last page carries totals.
     sample = pages[:3] + (pages[-1:] if len(pages) > 3 else [])
     text = "\n".join(p.text() for p in sample)
-    scores = {t: _score(text, cues) for t, cues in _COMPILED.items()}
-    scores[DocType.FORM] += _form_layout_score(text)
-    # A table of priced lines makes a money document, whatever its title: a broadcast order
-    # headed "Contract" with terms and conditions on its back is still billed line by line.
-    money = _money_score(text)
-    scores[DocType.INVOICE] += money
-    scores[DocType.RECEIPT] += money
-    # A bill without a single amount is a specification sheet or a memo that says "net" and
-    # "total"; a contract is many clauses, not one passing "agreement".
-    if not _AMOUNT.search(text):
-        scores[DocType.INVOICE] *= 0.5
-        scores[DocType.RECEIPT] *= 0.5
-    if _distinct_cues(text, DocType.CONTRACT) < 2:
-        scores[DocType.CONTRACT] *= 0.5
+    scores = _text_scores(text)
+    if len(sample) > 1:
+        # The first page names the document: a broadcast order's money table is on page 1,
+        # its terms and conditions ("agreement", "shall", "indemnify") on the pages after.
+        # Averaging in page 1 alone keeps a single page's scale while letting it lead.
+        first_page = _text_scores(pages[0].text())
+        scores = {t: (s + first_page[t]) / 2 for t, s in scores.items()}
 
     first = page_info[0] if page_info else None
     if first and first.height_px and first.width_px:
@@ -128,6 +121,24 @@ def classify_document(pages: list[PageText], page_info: list[PageInfo]) -> Class
     )
 
 
+def _text_scores(text: str) -> dict[DocType, float]:
+    scores = {t: _score(text, cues) for t, cues in _COMPILED.items()}
+    scores[DocType.FORM] += _form_layout_score(text)
+    # A table of priced lines makes a money document, whatever its title: a broadcast order
+    # headed "Contract" with terms and conditions on its back is still billed line by line.
+    money = _money_score(text)
+    scores[DocType.INVOICE] += money
+    scores[DocType.RECEIPT] += money
+    # A bill without a single amount is a specification sheet or a memo that says "net" and
+    # "total"; a contract is many clauses, not one passing "agreement".
+    if not _AMOUNT.search(text):
+        scores[DocType.INVOICE] *= 0.5
+        scores[DocType.RECEIPT] *= 0.5
+    if _distinct_cues(text, DocType.CONTRACT) < 2:
+        scores[DocType.CONTRACT] *= 0.5
+    return scores
+
+
 def _distinct_cues(text: str, doc_type: DocType) -> int:
     return sum(1 for pattern, _ in _COMPILED[doc_type] if pattern.search(text))
 
@@ -141,7 +152,7 @@ def _form_layout_score(text: str) -> float:
 # Any sign of money: an amount with cents, or a currency before a number ("$280").
 _AMOUNT = re.compile(r"\b\d+(?:[,.]\d{3})*[.,]\d{2}\b|[$€£]\s?\d")
 _PRICED = re.compile(r"[$€£]\s?\d{1,3}(?:,\d{3})*\.\d{2}\b|\b\d{1,3}(?:\.\d{3})*,\d{2}\s?€")
-MONEY_WEIGHT, MONEY_CAP = 0.3, 3.0
+MONEY_WEIGHT, MONEY_CAP = 0.3, 6.0
 
 
 def _money_score(text: str) -> float:
