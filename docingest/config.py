@@ -106,6 +106,9 @@ class PreprocessOptions(BaseModel):
     jpeg_quality: int = Field(default=85, ge=10, le=100)
     # A page whose text layer has fewer words than this is read by OCR instead.
     min_text_layer_words: int = 5
+    # ... and so is one whose words are mostly not word-shaped (a scanner's garbled OCR layer):
+    # born-digital dev pages score >= 0.87, garbled ones 0.44-0.81 (docingest/stages/legibility.py).
+    min_legible_share: float = Field(default=0.85, ge=0, le=1)
 
 
 class RoutingThresholds(BaseModel):

@@ -20,6 +20,7 @@ from docingest.errors import BudgetExhausted, DocingestError
 from docingest.stages.calibrate import calibrate_extraction
 from docingest.stages.classify import classify_document
 from docingest.stages.extract import extract_fields
+from docingest.stages.legibility import legible_share
 from docingest.stages.prepare import encode_jpeg, preprocess_page_image, validate_page_image
 from docingest.stages.render import OpenDocument, open_document
 from docingest.stages.route import route_document, withhold_unverified
@@ -123,7 +124,9 @@ def _read_page(doc: OpenDocument, index: int, info: PageInfo, settings: Settings
     t0 = time.perf_counter()
     words = doc.text_layer(index)
     min_words = settings.preprocess.min_text_layer_words
-    if len(words) >= min_words:
+    min_legible = settings.preprocess.min_legible_share
+    legible = legible_share(w.text for w in words)
+    if len(words) >= min_words and legible >= min_legible:
         info.read_ms = round((time.perf_counter() - t0) * 1000, 2)
         text = engines.text_layer.read(PageInput(page=page_no, text_layer=words))
         info.strategy_reason = f"text layer has {len(words)} words (>= {min_words})"
@@ -138,12 +141,19 @@ def _read_page(doc: OpenDocument, index: int, info: PageInfo, settings: Settings
     text = engines.ocr.read(PageInput(page=page_no, text_layer=words, image=image))
     del image  # the page image is not kept beyond its OCR
     info.read_ms = round((time.perf_counter() - t1) * 1000, 2)
-    info.strategy_reason = (
-        f"text layer has {len(words)} words (< {min_words}): OCR with {engines.ocr.name}"
-    )
-    if len(text.words) < len(words):  # OCR saw less than the sparse text layer: keep the layer
+    if len(words) < min_words:
+        info.strategy_reason = f"text layer has {len(words)} words (< {min_words}): OCR with {engines.ocr.name}"
+        if len(text.words) < len(words):  # OCR saw less than the sparse text layer: keep the layer
+            text = engines.text_layer.read(PageInput(page=page_no, text_layer=words))
+            info.strategy_reason += "; kept the text layer, OCR found fewer words"
+        return _finish(info, text)
+    # A garbled layer (a scanner's own OCR): keep whichever reading has more legible words.
+    info.strategy_reason = (f"text layer is garbled ({legible:.0%} legible words < {min_legible:.0%}): "
+                            f"OCR with {engines.ocr.name}")
+    ocr_legible = legible_share(w.text for w in text.words)
+    if ocr_legible <= legible:
         text = engines.text_layer.read(PageInput(page=page_no, text_layer=words))
-        info.strategy_reason += "; kept the text layer, OCR found fewer words"
+        info.strategy_reason += f"; kept the text layer, OCR read {ocr_legible:.0%} legible"
     return _finish(info, text)
 
 def _extract_with_vlm(source: SourceDocument, settings: Settings, vlm: VlmEngine, plan: PagePlan,

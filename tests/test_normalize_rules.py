@@ -733,3 +733,25 @@ def test_an_orders_first_page_outweighs_the_terms_and_conditions_printed_after_i
                          "governed by the laws of Ohio, In witness whereof the parties have signed."])
     fees = _receipt_page(["Schedule A: fees", "Review fee $1,200.00", "Late fee $150.00"])
     assert classify_document([nda, terms[0], fees], []).doc_type == DocType.CONTRACT
+
+
+def test_a_customer_label_under_the_advertiser_label_is_no_customer():
+    from docingest.stages.extract import extract_fields
+    from schemas.records import PageText, TextSource, Word
+
+    # OCR reads a station's header block row by row, each row's box reaching into the next
+    # one's, so the cell under "Advertiser" is two rows down: the label "Buyer".
+    rows = [[(0.26, "REMIT TO Sinclair"), (0.41, "Advertiser"), (0.56, "Commonwealth Leaders Fund")],
+            [(0.26, "c/o WJAC"), (0.41, "Agency"), (0.56, "Universal Media"), (0.76, "Invoice 7437149")],
+            [(0.26, "PO Box 206270"), (0.41, "Buyer"), (0.76, "Inv Date 5/31/2020")],
+            [(0.41, "Total"), (0.56, "$5,200.00")]]
+    words = []
+    for i, row in enumerate(rows):
+        for x, cell in row:
+            for token in cell.split():
+                words.append(Word(text=token, bbox=(x, 0.06 + 0.012 * i, x + 0.01 * len(token), 0.074 + 0.012 * i),
+                                  confidence=0.95, line=i))
+                x += 0.01 * len(token) + 0.004
+    page = PageText(page=1, source=TextSource.OCR, words=words)
+    customer = extract_fields([page], DocType.INVOICE).get("customer_name")
+    assert customer is None or customer.value != "Buyer"

@@ -65,3 +65,44 @@ def test_a_page_error_is_recorded_and_never_passes_as_success(tmp_path, settings
     assert result.page_count == 2
     assert [(e.kind, e.page) for e in result.errors] == [("image_too_small", 2)]
     assert result.status != Status.ACCEPTED
+
+
+def test_a_scan_with_a_garbled_ocr_layer_is_read_again_by_ocr(tmp_path, samples_dir, settings, engines):
+    """A scanner's invisible OCR layer full of noise has plenty of words: the word count alone
+    would trust it. Its words are not word-shaped, so the page is OCRed and the OCR kept."""
+    from PIL import Image
+    from reportlab.pdfgen import canvas
+
+    label = next(l for l in _labels(samples_dir) if l["path"].endswith("invoice-en-001-scan.png"))
+    scan = samples_dir / label["path"]
+    width, height = Image.open(scan).size
+    pdf = tmp_path / "scanned-with-garbled-layer.pdf"
+    page = canvas.Canvas(str(pdf), pagesize=(width * 72 / 150, height * 72 / 150))
+    page.drawImage(str(scan), 0, 0, width * 72 / 150, height * 72 / 150)
+    layer = page.beginText(40, height * 72 / 150 - 60)
+    layer.setTextRenderMode(3)  # invisible, as scanners embed their OCR
+    for line in ["lNVoiCE rcdTwr $cchllllilq DrrD Effinrll", "SlaUon oilred or Fqrtded grler ty llrs S&rdalr",
+                 "8roaffiGrcsp. {.hBy Sd!.Fron Bry Tohtu0pt{,FhH*hh(E0a", "ToTaL 3O-PaVme* ii dre rd,ttrln 30 &f"]:
+        layer.textLine(line)
+    page.drawText(layer)
+    page.save()
+
+    docs, _ = discover(pdf)
+    result = process_document(docs[0], settings, engines)
+    info = result.pages[0]
+    assert info.text_source == TextSource.OCR and "garbled" in info.strategy_reason, info.strategy_reason
+    assert result.classification.doc_type.value == "invoice"
+    total = next(v for v in result.extraction.values if v.field_name == "total")
+    assert values_match("total", total.value, label["fields"]["total"])
+
+
+def test_legible_words_are_word_shaped_whatever_the_language_or_code():
+    from docingest.stages.legibility import is_legible, legible_share
+
+    for word in ["Rechnung", "Lieferantenstraße", "Id.-Nr.:", "DE123456789", "7:48AM", "3rd", "c/o",
+                 "(4),Mo,Tu,We,Th,Fr", "1.234,56", "O'Neil"]:
+        assert is_legible(word), word
+    for word in ["SlaUon", "fIttN", "8roaffiGrcsp", "ltronrUnorucdHrofe@EnD", "{.hBy"]:
+        assert not is_legible(word), word
+    assert is_legible("—") is None and legible_share([]) == 1.0
+    assert legible_share(["Total", "SlaUon", "—"]) == 0.5

@@ -221,7 +221,9 @@ def _financial(lines: list[Line], doc_type: DocType) -> Extraction:
     labelled = [c for c in after_label(lines, LABEL_RE["customer_name"], name_finder, columns=True)
                 if (c.how != SAME_LINE or _introduces_value(c)) and not FORM_LABEL.match(c.raw.strip())
                 # Another label ("Agency: ...", "Original Date / Revision") or a contact line is no name.
-                and not NAME_STOP.search(c.raw) and not re.match(r"[\w/ -]{1,25}:", c.raw.strip())]
+                and not NAME_STOP.search(c.raw) and not re.match(r"[\w/ -]{1,25}:", c.raw.strip())
+                # A cell that is itself a customer label ("Buyer" under "Advertiser") is none.
+                and not LABEL_RE["customer_name"].fullmatch(c.raw.strip(" :"))]
     # "Buyer" on a media order is the agency's buyer, a person; the advertiser or bill-to party
     # is the customer wherever the document names one.
     customer = buyer[0] if buyer else best(
