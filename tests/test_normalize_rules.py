@@ -755,3 +755,56 @@ def test_a_customer_label_under_the_advertiser_label_is_no_customer():
     page = PageText(page=1, source=TextSource.OCR, words=words)
     customer = extract_fields([page], DocType.INVOICE).get("customer_name")
     assert customer is None or customer.value != "Buyer"
+
+
+def test_the_lower_case_words_of_a_clause_are_no_customer():
+    from docingest.stages.extract import extract_fields
+
+    page = _table_page([[(0.05, "Advertiser"), (0.5, "Original Date / Revision")],
+                        [(0.05, "Priorities USA Action"), (0.5, "05/01/20 05/01/20")],
+                        [(0.05, "Totals 12 $24,150.00")],
+                        [(0.05, "Terms: payment is due within 30 days from the date of the invoice to be")],
+                        [(0.05, "made to the station.")]])
+    assert extract_fields([page], DocType.INVOICE).get("customer_name").value == "Priorities USA Action"
+
+
+def _rows_page(rows: list[list[tuple[float, str]]], pitch: float = 0.012):
+    """A text-layer page of rows of (x, text) cells, rows ``pitch`` apart (0.01 high)."""
+    from schemas.records import PageText, TextSource, Word
+
+    words = []
+    for i, row in enumerate(rows):
+        for x, cell in row:
+            for token in cell.split():
+                words.append(Word(text=token, bbox=(x, 0.1 + pitch * i, x + 0.008 * len(token), 0.11 + pitch * i),
+                                  confidence=1.0, line=i))
+                x += 0.008 * len(token) + 0.004
+    return PageText(page=1, source=TextSource.TEXT_LAYER, words=words)
+
+
+@pytest.mark.parametrize("under, expected", [
+    ("Leadership Fund", "Congressional Leadership Fund"),  # the name wraps in its cell
+    ("711 Third Avenue", "Congressional"),  # an address under the name is not its rest
+    ("Product: PA-10", "Congressional"),  # nor is the next label
+])
+def test_a_name_wrapped_in_its_cell_continues_on_the_line_under_it(under, expected):
+    from docingest.stages.extract import extract_fields
+
+    page = _rows_page([[(0.30, "Agency: FlexPoint Media Inc."), (0.48, "Advertiser: Congressional")],
+                       [(0.48 + 0.008 * 11 + 0.004, under)],
+                       [(0.30, "Market: Harrisburg"), (0.70, "Total $: $90,725.00")]])
+    assert extract_fields([page], DocType.INVOICE).get("customer_name").value == expected
+
+
+@pytest.mark.parametrize("rows, expected", [
+    # A cost per rating point printed after the order's total is no total.
+    ([[(0.3, "Agency: ASSEMBLY"), (0.7, "Total $: $3,640.00")], [(0.3, "Service: Nielsen"), (0.7, "Total CPP: $0.00")]],
+     "3640.00"),
+    # A revision note names the old total first.
+    ([[(0.1, "Total 0 $0.00")], [(0.1, "Changes: Total $ from $18,140.00 to $0.00, Total Spots from 41 to 0")]],
+     "0.00"),
+])
+def test_audience_measures_and_revision_notes_are_no_order_total(rows, expected):
+    from docingest.stages.extract import extract_fields
+
+    assert extract_fields([_table_page(rows)], DocType.INVOICE).get("total").value == expected

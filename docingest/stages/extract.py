@@ -60,8 +60,10 @@ _INVOICE_NUMBER_LABEL = re.compile(
     r"^(?:invoice|rechnung|gutschrift|credit\s*note|avoir)(?=\s+[A-Z]{1,4}[-/]?\d[\w/-]*\s*$)", re.I | re.M)
 # Totals that are not the grand total.
 # A part of the total or a count: "Sub-total", "Total Qty", "Total Spots", "Total Tax".
+# Broadcast orders also print audience measures ("Total CPP: $0.00" is a cost per rating point)
+# and revision notes ("Changes: Total $ from $18,140.00 to $0.00", the old total first).
 _PART_OR_COUNT = (r"sub\s*-?\s*total|total\s*(?:qty|quantity|items?|spots?|units?|buylines|grp|for\b|tax|gst|"
-                  r"vat|discount|excl|savings|includ)|total\s*ht|")
+                  r"vat|discount|excl|savings|includ|cp[pm]\b|gimps?\b|impressions|\$?\s*from\b)|total\s*ht|")
 _NOT_TOTAL = re.compile(
     # "Gesamtbetrag der Abschläge": the total of the discounts, not of the invoice.
     _PART_OR_COUNT + r"netto|\bnet\b(?!t)|gesamtbetrag\s+der\b", re.I
@@ -222,8 +224,10 @@ def _financial(lines: list[Line], doc_type: DocType) -> Extraction:
                 if (c.how != SAME_LINE or _introduces_value(c)) and not FORM_LABEL.match(c.raw.strip())
                 # Another label ("Agency: ...", "Original Date / Revision") or a contact line is no name.
                 and not NAME_STOP.search(c.raw) and not re.match(r"[\w/ -]{1,25}:", c.raw.strip())
-                # A cell that is itself a customer label ("Buyer" under "Advertiser") is none.
-                and not LABEL_RE["customer_name"].fullmatch(c.raw.strip(" :"))]
+                # A cell that is itself a customer label ("Buyer" under "Advertiser") is none;
+                # nor are the lower-case words of a clause ("... invoice to be ...").
+                and not LABEL_RE["customer_name"].fullmatch(c.raw.strip(" :"))
+                and re.search(r"[A-Z0-9]", c.raw)]
     # "Buyer" on a media order is the agency's buyer, a person; the advertiser or bill-to party
     # is the customer wherever the document names one.
     customer = buyer[0] if buyer else best(
@@ -232,6 +236,8 @@ def _financial(lines: list[Line], doc_type: DocType) -> Extraction:
         customer.method = "label"
     if customer is None:
         customer = recipient(lines)
+    elif not buyer and customer.how == SAME_LINE:  # a party block already reads its lines
+        customer = _wrapped_name(lines, customer)
     if customer is not None:
         # Station systems print their account number after the advertiser ("Amy for America
         # (135176)"): an id of theirs, not part of the name. The raw text keeps it.
@@ -297,6 +303,25 @@ def _dated_number_line(lines: list[Line], find_date) -> list[Candidate]:
                 s, e, value = hits[0]
                 return [Candidate(nxt.text[s:e], value, nxt, s, e, SAME_LINE)]
     return []
+
+
+def _wrapped_name(lines: list[Line], c: Candidate) -> Candidate:
+    """A name wrapped in its cell ("Advertiser: Congressional" / "Leadership Fund"): the line
+    right under it holds only the rest, starting where the name starts. An address or a
+    label under the name (digits, a colon) is not its rest."""
+    box = c.line.bbox(c.start, c.end)
+    index = lines.index(c.line)
+    if box is None or index + 1 >= len(lines):
+        return c
+    nxt = lines[index + 1]
+    rest = nxt.text.strip()
+    height = box[3] - box[1]
+    if (nxt.page != c.line.page or not nxt.words or not -0.3 * height <= nxt.words[0].bbox[1] - box[3] <= height
+            or abs(nxt.words[0].bbox[0] - box[0]) > 0.005 or len(rest.split()) > 3 or not rest[:1].isupper()
+            or re.search(r"[\d:@]", rest) or NAME_STOP.search(rest) or any(r.search(rest) for r in LABEL_RE.values())):
+        return c
+    return Candidate(f"{c.raw} {rest}", f"{c.value} {rest}", c.line, c.start, c.end, c.how,
+                     context=f"{c.line.text} {nxt.text}", method=c.method, label=c.label)
 
 
 def _introduces_value(c: Candidate) -> bool:
