@@ -808,3 +808,13 @@ def test_audience_measures_and_revision_notes_are_no_order_total(rows, expected)
     from docingest.stages.extract import extract_fields
 
     assert extract_fields([_table_page(rows)], DocType.INVOICE).get("total").value == expected
+
+
+def test_a_stations_order_and_revision_number_beats_an_alternate_order_number():
+    from docingest.stages.extract import extract_fields
+
+    page = _table_page([[(0.1, "Alt Order #: WOC12499614"), (0.5, "Advertiser: Friends of Pat")],
+                        [(0.1, "Order / Rev: 1996189 / 1"), (0.5, "Flight Dates: 05/08/20 - 05/14/20")],
+                        [(0.1, "Agency Order #: 26903389"), (0.5, "Total $: $2,185.00")]])
+    number = extract_fields([page], DocType.INVOICE).get("invoice_number")
+    assert (number.value, number.method) == ("1996189", "order_revision_label")

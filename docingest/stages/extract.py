@@ -202,14 +202,18 @@ def _financial(lines: list[Line], doc_type: DocType) -> Extraction:
             # An order or contract number stands in for the invoice's own number; how often it
             # is the one wanted differs from a bare "Nr.", so calibration tells them apart.
             kind = re.match(r"(?i)(order|contract)", c.label.strip())
-            c.method = f"{kind.group(1).lower()}_label" if kind else "generic_label"
+            revision = kind and kind.group(1).lower() == "order" and re.search(r"(?i)/\s*rev", c.label)
+            c.method = ("order_revision_label" if revision else
+                        f"{kind.group(1).lower()}_label" if kind else "generic_label")
         # A contract number names the deal an order or invoice belongs to; an order number
         # beside it is the buyer's or the station's reference, so the contract number wins.
-        # "Contract #" / "Contract / Revision" before a cell that only says "Contract" (which
-        # may be a title).
+        # "Contract #" / "Contract / Revision" before a station's "Order / Rev" (its own order
+        # and revision, where a plain "Order #" is often the agency's), before a cell that only
+        # says "Contract" (which may be a title).
         contract = [c for c in found if c.method == "contract_label"]
         numbered = [c for c in contract if re.search(r"(?i)no|number|#|rev", c.label)]
-        number = best(numbered or contract or found)
+        revised = [c for c in found if c.method == "order_revision_label"]
+        number = best(numbered or revised or contract or found)
     if number is not None:
         values.append(number.to_value("invoice_number"))
 
