@@ -187,6 +187,7 @@ def test_receipt_totals_are_reconciled_with_what_was_paid(lines, expected):
     ("Timeless Kitchenette San Bhd", "Timeless Kitchenette Sdn Bhd"), ("99 SPEED MART S/D", "99 SPEED MART S/B"),
     ("MR D.I.Y.(H)SDN BHD", "MR D.I.Y.(M)SDN BHD"), ("Dimiliki:banh mi cafe sdn bhd", "banh mi cafe sdn bhd"),
     ("7-ELEVEN 2000 SDN BHD", "7-ELEVEN 2000 SDN BHD"), ("ACME GmbH", "ACME GmbH"),
+    ("Taste Of The WorId Sdn Bhd", "Taste Of The World Sdn Bhd"), ("KEDAI IKAN", "KEDAI IKAN"),
 ])
 def test_company_names_undo_typical_ocr_confusions(text, expected):
     from docingest.stages.normalize import clean_company_name

@@ -314,15 +314,18 @@ def _wrapped_name(lines: list[Line], c: Candidate) -> Candidate:
     right under it holds only the rest, starting where the name starts. An address or a
     label under the name (digits, a colon) is not its rest."""
     box = c.line.bbox(c.start, c.end)
-    index = lines.index(c.line)
-    if box is None or index + 1 >= len(lines):
+    if box is None or c.line.index + 1 >= len(lines):
         return c
-    nxt = lines[index + 1]
-    rest = nxt.text.strip()
+    nxt = lines[c.line.index + 1]
+    if nxt.page != c.line.page or not nxt.words:
+        return c
     height = box[3] - box[1]
-    if (nxt.page != c.line.page or not nxt.words or not -0.3 * height <= nxt.words[0].bbox[1] - box[3] <= height
-            or abs(nxt.words[0].bbox[0] - box[0]) > 0.005 or len(rest.split()) > 3 or not rest[:1].isupper()
-            or re.search(r"[\d:@]", rest) or NAME_STOP.search(rest) or any(r.search(rest) for r in LABEL_RE.values())):
+    right_under = (-0.3 * height <= nxt.words[0].bbox[1] - box[3] <= height
+                   and abs(nxt.words[0].bbox[0] - box[0]) <= 0.005)
+    rest = nxt.text.strip()
+    name_words = (len(rest.split()) <= 3 and rest[:1].isupper() and not re.search(r"[\d:@]", rest)
+                  and not NAME_STOP.search(rest) and not any(r.search(rest) for r in LABEL_RE.values()))
+    if not (right_under and name_words):
         return c
     return Candidate(f"{c.raw} {rest}", f"{c.value} {rest}", c.line, c.start, c.end, c.how,
                      context=f"{c.line.text} {nxt.text}", method=c.method, label=c.label)

@@ -193,6 +193,8 @@ _COMPANY_FIXES = [
     (re.compile(r"\bS/D\s*$|(?<=\s)5/B\b"), "S/B"),
     (re.compile(r"\((?:H|N)\)(?=\s*(?:SDN|BHD|Sdn|Bhd))"), "(M)"),
     (re.compile(r"(?i)^dimiliki\s*:?\s*"), ""),
+    # A capital I inside a lower-case word is an l ("WorId").
+    (re.compile(r"(?<=[a-z])I(?=[a-z]|\b)"), "l"),
 ]
 
 
