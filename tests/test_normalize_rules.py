@@ -819,3 +819,17 @@ def test_a_stations_order_and_revision_number_beats_an_alternate_order_number():
                         [(0.1, "Agency Order #: 26903389"), (0.5, "Total $: $2,185.00")]])
     number = extract_fields([page], DocType.INVOICE).get("invoice_number")
     assert (number.value, number.method) == ("1996189", "order_revision_label")
+
+
+def test_a_letter_agreements_parties_include_the_companies_above_the_signature_lines():
+    from docingest.stages.extract import extract_fields
+
+    page = _table_page([[(0.1, "CONFIDENTIALITY AGREEMENT")],
+                        [(0.1, "Ladies and Gentlemen: In connection with your consideration of a possible transaction")],
+                        [(0.1, "with MAP Pharmaceuticals, Inc. you agree to keep the Evaluation Material confidential.")],
+                        [(0.1, "Very truly yours,")],
+                        [(0.1, "MAP PHARMACEUTICALS, INC."), (0.55, "Recipient Name: Allergan, Inc.")],
+                        [(0.1, "By: /s/ Timothy S. Nelson"), (0.55, "By: /s/ David Lawrence")],
+                        [(0.1, "Name: Timothy S. Nelson"), (0.55, "Name: David Lawrence")]])
+    parties = [v.value for v in extract_fields([page], DocType.CONTRACT).values if v.field_name == "parties"]
+    assert parties == ["MAP PHARMACEUTICALS, INC.", "Allergan, Inc."]

@@ -587,6 +587,40 @@ def _party_name(span: str) -> str | None:
     return raw
 
 
+# A signature line: "By:", "By: ______", "By: /s/ Jane Roe".
+_SIGNATURE = re.compile(r"^\s*(?:By|BY)\s*:?\s*(?:_{2,}|/s/|$|[A-Z])")
+# A line above a signature line that is a closing or a caption, not the signing company.
+_NOT_SIGNER = re.compile(r"(?i)witness|whereof|sincerely|very truly|accepted|agreed|acknowledged|signature|"
+                         r"page|date|\d{3,}")
+
+
+def _signing_companies(lines: list[Line]) -> list[Candidate]:
+    """The companies named right above signature lines, once each, in the order signed. Two
+    signature blocks side by side share a line: each cell is read on its own."""
+    found: list[Candidate] = []
+    for i, line in enumerate(lines):
+        if not _SIGNATURE.match(line.text):
+            continue
+        above = next((l for l in reversed(lines[max(0, i - 3): i]) if l.text.strip(" _:,[]")), None)
+        if above is None or _NOT_SIGNER.search(above.text):
+            continue
+        for start, end in cells(above):
+            # "Recipient Name: KBS Capital Advisors LLC", "[RECIPIENT] Perseon Corporation"
+            cell = re.sub(r"^[^:]{1,30}:\s*|^\[?[A-Z]+\]\s*", "", above.text[start:end]).strip(" :,[]")
+            if (_COMPANY_FORM.search(cell) and len(cell) < 70 and cell[:1].isupper()
+                    and not any(cell.casefold() == c.value.casefold() for c in found)):
+                offset = above.text.index(cell, start)
+                found.append(Candidate(cell, cell, above, offset, offset + len(cell), NEXT_LINE,
+                                       method="signature_block"))
+    return found
+
+
+def _same_party(a: str, b: str | None) -> bool:
+    """"NitroMed, Inc." and "NITROMED, INC." (or a name inside a clause that names it)."""
+    x, y = (re.sub(r"[\W_]+", "", t.casefold()) for t in (a, b or ""))
+    return bool(x and y) and (x in y or y in x)
+
+
 _EFFECTIVE = re.compile(
     r"(?:effective\s+(?:as\s+of|date|on)|dated\s+(?:as\s+of)?|entered\s+into(?:\s+(?:as\s+of|on))?|"
     r"made\s+(?:as\s+of|on)|as\s+of)\s*:?\s*(?:(?:this|the)\s+)?", re.I
@@ -659,6 +693,13 @@ def _contract(lines: list[Line]) -> Extraction:
             if raw:
                 start = m.start(group) + m.group(group).find(raw.split()[0])
                 values.append(_span_value("parties", raw, start, start + len(raw), index, NEXT_LINE))
+    # Letter agreements and "by and between" clauses that name only one side: the companies
+    # above the signature lines ("ACME, INC." / "By: ____") are the others.
+    for signer in _signing_companies(lines):
+        if len(values) >= 2:
+            break
+        if not any(_same_party(signer.value, v.value) for v in values):
+            values.append(signer.to_value("parties"))
 
     for em in _EFFECTIVE.finditer(text):
         dates = find_dates(text[em.end(): em.end() + 40], dayfirst=False)
