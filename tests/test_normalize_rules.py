@@ -833,3 +833,13 @@ def test_a_letter_agreements_parties_include_the_companies_above_the_signature_l
                         [(0.1, "Name: Timothy S. Nelson"), (0.55, "Name: David Lawrence")]])
     parties = [v.value for v in extract_fields([page], DocType.CONTRACT).values if v.field_name == "parties"]
     assert parties == ["MAP PHARMACEUTICALS, INC.", "Allergan, Inc."]
+
+
+def test_a_broadcast_orders_schedule_dates_are_its_flight_period():
+    from docingest.stages.extract import extract_fields
+
+    page = _table_page([[(0.1, "Schedule Dates 05/08/20-05/12/20"), (0.6, "Print Date 05/07/20")],
+                        [(0.1, "1.0 Normal Line / SPOT 05/08/20-05/08/20 3 :30 The Doctors $10.00")],
+                        [(0.1, "Total $: $10.00")]])
+    got = extract_fields([page], DocType.INVOICE)
+    assert (got.get("period_start").value, got.get("period_end").value) == ("2020-05-08", "2020-05-12")

@@ -476,8 +476,8 @@ def _first_date(lines: list[Line], finder, exclude: Candidate | None) -> Candida
 
 # The service / flight period first (what was bought), then a billing period, then "from".
 _PERIOD_LABELS = [
-    re.compile(r"flight\s*dates?|order\s*\.?\s*flight|\bflight\b|contract\s*dates|leistungszeitraum|"
-               r"service\s*(dates?|period)|p[ée]riode\s*de\s*(prestation|service)", re.I),
+    re.compile(r"flight\s*dates?|order\s*\.?\s*flight|\bflight\b|contract\s*dates|schedule\s*dates?|"
+               r"leistungszeitraum|service\s*(dates?|period)|p[ée]riode\s*de\s*(prestation|service)", re.I),
     re.compile(r"period|abrechnungszeitraum|billing\s*dates?", re.I),
     re.compile(r"\bfrom\b", re.I),
 ]
