@@ -843,3 +843,13 @@ def test_a_broadcast_orders_schedule_dates_are_its_flight_period():
                         [(0.1, "Total $: $10.00")]])
     got = extract_fields([page], DocType.INVOICE)
     assert (got.get("period_start").value, got.get("period_end").value) == ("2020-05-08", "2020-05-12")
+
+
+def test_a_totals_row_is_a_total_label():
+    from docingest.stages.extract import extract_fields
+
+    page = _table_page([[(0.1, "Month"), (0.3, "# Spots"), (0.45, "Gross Amount")],
+                        [(0.1, "February 2020"), (0.3, "21"), (0.45, "$7,495.00"), (0.65, "$6,370.75")],
+                        [(0.1, "March 2020"), (0.3, "9"), (0.45, "$2,295.00"), (0.65, "$1,950.75")],
+                        [(0.1, "Totals"), (0.3, "30"), (0.45, "$9,790.00"), (0.65, "$8,321.50")]])
+    assert extract_fields([page], DocType.INVOICE).get("total").value == "9790.00"

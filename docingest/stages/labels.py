@@ -62,7 +62,7 @@ LABELS = {
              r"bruttosumme|gesamtsumme|invoice\s*total|"
              r"total\s*payable|rounded\s*total|total\s*\(?incl|nett?\s*total|total\s*ttc|"
              r"gesamtbetrag|rechnungsbe(?:i)?trag|zu\s*zahlen|zahlbetrag|endbetrag|bruttobetrag|"
-             r"gross\s*amount|total\s*gross|\btotal\b|\bsumme\b|\bmontant\b",
+             r"gross\s*amount|total\s*gross|\btotals?\b|\bsumme\b|\bmontant\b",
     "subtotal": r"sub\s*-?\s*total|total\s*excl|net\s*amount|nettobetrag|summe\s*netto|"
                 r"summe\s*ohne\s*(?:ust|mwst)|nettosumme|montant\s*ht|total\s*hors\s*taxes?|"
                 r"netto|total\s*ht|\bnet\b|warenwert|total\s*before\s*tax|gesamtbeitrag",
