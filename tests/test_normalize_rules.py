@@ -853,3 +853,16 @@ def test_a_totals_row_is_a_total_label():
                         [(0.1, "March 2020"), (0.3, "9"), (0.45, "$2,295.00"), (0.65, "$1,950.75")],
                         [(0.1, "Totals"), (0.3, "30"), (0.45, "$9,790.00"), (0.65, "$8,321.50")]])
     assert extract_fields([page], DocType.INVOICE).get("total").value == "9790.00"
+
+
+def test_a_contract_cell_at_the_end_of_an_ocr_row_names_its_number():
+    from docingest.stages.extract import extract_fields
+
+    page = _receipt_page(["REMIT TO Sinclair Broadcast Advertiser Commonwealth Leaders Fund (136435)",
+                          "Dallas, TX 75320-6270 Salesperson TeleRep/PHL Terms CIA",
+                          "ph: (610) 293-4100 Contract 4377405",
+                          "Total $5,200.00"])
+    assert extract_fields([page], DocType.INVOICE).get("invoice_number").value == "4377405"
+    # Prose that mentions a contract is no label.
+    clause = _receipt_page(["Payment is due as set out in the Contract 2", "Total $5,200.00"])
+    assert extract_fields([clause], DocType.INVOICE).get("invoice_number") is None

@@ -54,7 +54,9 @@ LABELS = {
                       r"order\s*(?:no|number|#|/\s*rev)\.?:?|belegnummer|\bnr\.|"
                       # A cell that is only "Contract" on a station's invoice, the number beside
                       # it or in the same cell.
-                      r"^\s*contract(?=\s*:?\s*(?:[\w/-]*\d[\w/-]*)?\s*$)",
+                      r"^\s*contract(?=\s*:?\s*(?:[\w/-]*\d[\w/-]*)?\s*$)|"
+                      # OCR joins a row's cells into one line: "ph: (610) 293-4100 Contract 4377405".
+                      r"(?<=\s)contract(?=\s*:?\s*\d[\w/-]*\d\s*$)",
     "invoice_date": r"invoice\s*date|date\s*of\s*issue|issue\s*date|rechnungsdatum|belegdatum|"
                     r"date\s*de\s*facture|datum|\bdate\b|\bdated\b|\bvom\b|\bdu\b",
     "due_date": r"due\s*date|payment\s*due|pay\s*by|f[äa]llig(?:keit)?|zahlbar\s*bis|[ée]ch[ée]ance",
