@@ -866,3 +866,16 @@ def test_a_contract_cell_at_the_end_of_an_ocr_row_names_its_number():
     # Prose that mentions a contract is no label.
     clause = _receipt_page(["Payment is due as set out in the Contract 2", "Total $5,200.00"])
     assert extract_fields([clause], DocType.INVOICE).get("invoice_number") is None
+
+
+def test_a_tax_summary_column_ends_in_the_invoice_total():
+    from docingest.stages.extract import extract_fields
+
+    header = [(0.08, "Warenwert"), (0.43, "Skonto"), (0.57, "Nettobetrag"), (0.69, "MwSt-Betrag"),
+              (0.79, "MwSt-%"), (0.88, "Endbetrag")]
+    page = _table_page([header,
+                        [(0.11, "326,50"), (0.60, "321,40"), (0.73, "61,07"), (0.80, "19,0"), (0.90, "382,47")],
+                        [(0.11, "130,70"), (0.60, "127,59"), (0.73, "8,93"), (0.80, "7,0"), (0.90, "136,52")],
+                        [(0.11, "457,20"), (0.60, "448,99"), (0.73, "70,00"), (0.80, "EUR"), (0.90, "518,99")],
+                        [(0.08, "MUSTERLIEFERANT GMBH Geschäftsführung: Max Muster")]])
+    assert extract_fields([page], DocType.INVOICE).get("total").value == "518.99"

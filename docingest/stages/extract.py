@@ -30,6 +30,7 @@ from docingest.stages.labels import (
     name_finder,
     neighbours,
     plausible,
+    sum_row,
     total_finder,
 )
 from docingest.stages.layout import Line, document_lines
@@ -125,8 +126,8 @@ def _financial(lines: list[Line], doc_type: DocType) -> Extraction:
     # "total" on the document, which is where totals are printed).
     receipt = doc_type == DocType.RECEIPT
     # On a till receipt "Net Total" is what was paid; on an invoice it is the amount before tax.
-    totals = after_label(lines, LABEL_RE["total"], total_finder,
-                          exclude=_NOT_TOTAL_RECEIPT if receipt else _NOT_TOTAL)
+    totals = [sum_row(lines, c, total_finder) for c in after_label(
+        lines, LABEL_RE["total"], total_finder, exclude=_NOT_TOTAL_RECEIPT if receipt else _NOT_TOTAL)]
     # "Total 13" beside "$1,050.00": a bare whole number under a total label is a count
     # (spots, items) whenever the document prints its totals as money.
     if any(_money_form(c) for c in totals):
@@ -145,7 +146,7 @@ def _financial(lines: list[Line], doc_type: DocType) -> Extraction:
         total, method = (totals[-1] if totals else None), "total_label"
     if total is None:
         total, method = _largest_amount(lines), "largest_amount"
-    subtotal = best(after_label(lines, LABEL_RE["subtotal"], amount_finder))
+    subtotal = best([sum_row(lines, c, amount_finder) for c in after_label(lines, LABEL_RE["subtotal"], amount_finder)])
     tax = _tax(lines, subtotal, total)
     chosen = total
     total = _reconcile_total(lines, total, subtotal, tax)
@@ -342,7 +343,7 @@ _INCLUDING_TAX = re.compile(r"\bincl|\binkl|inclusive|inchusive|\binc\.?\s*(?:gs
 
 
 def _tax(lines: list[Line], subtotal: Candidate | None, total: Candidate | None) -> Candidate | None:
-    cands = after_label(lines, LABEL_RE["tax"], amount_finder)
+    cands = [sum_row(lines, c, amount_finder) for c in after_label(lines, LABEL_RE["tax"], amount_finder)]
     # A tax label followed by "6%" then an amount: the finder skips percentages already.
     cands = [c for c in cands if not re.search(r"(?i)reg|no\b|nr\b|id\b|number", c.line.text[: c.start])
              and not _WITHOUT_TAX.search(c.line.text) and not _INCLUDING_TAX.search(c.line.text)]

@@ -119,6 +119,28 @@ def _first(finder, line: Line, start: int, end: int, how: float, label: str) -> 
     return Candidate(line.text[start + s:start + e], value, line, start + s, start + e, how, label=label)
 
 
+def sum_row(lines: list[Line], c: Candidate, finder) -> Candidate:
+    """A value read under a column header ("Endbetrag" over "382,47") may open a tax summary:
+    one row per tax rate, then their sum. When the amounts under it in the same column end in
+    a row that adds up the rows above, that row is the column's total; else ``c`` itself."""
+    box = c.line.bbox(c.start, c.end)
+    if c.how != NEXT_LINE or box is None:
+        return c
+    column: list[tuple[Candidate, Decimal]] = [(c, Decimal(c.value))]
+    for nxt in lines[c.line.index + 1: c.line.index + 8]:
+        under = next(((cs, ce) for cs, ce in cells(nxt) if nxt.page == c.line.page
+                      and (b := nxt.bbox(cs, ce)) and b[0] < box[2] and b[2] > box[0]), None)
+        found = under and _first(finder, nxt, *under, NEXT_LINE, c.label)
+        if not found:
+            break
+        column.append((found, Decimal(found.value)))
+    # Positive parts only: "180.00 / (27.00) / 153.00" is a gross, a commission and a net.
+    parts = [v for _, v in column[:-1]]
+    if len(parts) >= 2 and all(v > 0 for v in parts) and sum(parts) == column[-1][1]:
+        return column[-1][0]
+    return c
+
+
 def cells(line: Line) -> list[tuple[int, int]]:
     """Character spans of a line's cells: runs of words with no column gap between them (a
     gap wider than the words are tall)."""
