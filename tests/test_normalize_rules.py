@@ -879,3 +879,13 @@ def test_a_tax_summary_column_ends_in_the_invoice_total():
                         [(0.11, "457,20"), (0.60, "448,99"), (0.73, "70,00"), (0.80, "EUR"), (0.90, "518,99")],
                         [(0.08, "MUSTERLIEFERANT GMBH Geschäftsführung: Max Muster")]])
     assert extract_fields([page], DocType.INVOICE).get("total").value == "518.99"
+
+
+def test_a_gross_commission_and_net_stack_is_no_sum_row():
+    from docingest.stages.extract import extract_fields
+
+    page = _table_page([[(0.1, "Spots 6"), (0.6, "Total")],
+                        [(0.1, "Gross"), (0.6, "$180.00")],
+                        [(0.1, "Agency Commission"), (0.6, "-$27.00")],
+                        [(0.1, "Net"), (0.6, "$153.00")]])
+    assert extract_fields([page], DocType.INVOICE).get("total").value == "180.00"
