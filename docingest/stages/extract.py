@@ -146,7 +146,8 @@ def _financial(lines: list[Line], doc_type: DocType) -> Extraction:
         total, method = (totals[-1] if totals else None), "total_label"
     if total is None:
         total, method = _largest_amount(lines), "largest_amount"
-    subtotal = best([sum_row(lines, c, amount_finder) for c in after_label(lines, LABEL_RE["subtotal"], amount_finder)])
+    subtotal = best([sum_row(lines, c, amount_finder)
+                     for c in after_label(lines, LABEL_RE["subtotal"], amount_finder)])
     tax = _tax(lines, subtotal, total)
     chosen = total
     total = _reconcile_total(lines, total, subtotal, tax)
@@ -343,7 +344,8 @@ _INCLUDING_TAX = re.compile(r"\bincl|\binkl|inclusive|inchusive|\binc\.?\s*(?:gs
 
 
 def _tax(lines: list[Line], subtotal: Candidate | None, total: Candidate | None) -> Candidate | None:
-    cands = [sum_row(lines, c, amount_finder) for c in after_label(lines, LABEL_RE["tax"], amount_finder)]
+    cands = [sum_row(lines, c, amount_finder)
+             for c in after_label(lines, LABEL_RE["tax"], amount_finder)]
     # A tax label followed by "6%" then an amount: the finder skips percentages already.
     cands = [c for c in cands if not re.search(r"(?i)reg|no\b|nr\b|id\b|number", c.line.text[: c.start])
              and not _WITHOUT_TAX.search(c.line.text) and not _INCLUDING_TAX.search(c.line.text)]

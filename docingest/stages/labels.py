@@ -128,8 +128,11 @@ def sum_row(lines: list[Line], c: Candidate, finder) -> Candidate:
         return c
     column: list[tuple[Candidate, Decimal]] = [(c, Decimal(c.value))]
     for nxt in lines[c.line.index + 1: c.line.index + 8]:
-        under = next(((cs, ce) for cs, ce in cells(nxt) if nxt.page == c.line.page
-                      and (b := nxt.bbox(cs, ce)) and b[0] < box[2] and b[2] > box[0]), None)
+        if nxt.page != c.line.page:
+            break
+        # The cell of this row that overlaps the value's column.
+        under = next(((cs, ce) for cs, ce in cells(nxt)
+                      if (b := nxt.bbox(cs, ce)) and b[0] < box[2] and b[2] > box[0]), None)
         found = under and _first(finder, nxt, *under, NEXT_LINE, c.label)
         if not found:
             break
