@@ -889,3 +889,12 @@ def test_a_gross_commission_and_net_stack_is_no_sum_row():
                         [(0.1, "Agency Commission"), (0.6, "-$27.00")],
                         [(0.1, "Net"), (0.6, "$153.00")]])
     assert extract_fields([page], DocType.INVOICE).get("total").value == "180.00"
+
+
+def test_an_article_number_after_vat_is_no_tax():
+    from docingest.stages.extract import extract_fields
+
+    page = _table_page([[(0.1, "Net total"), (0.6, "2,076.76 €")],
+                        [(0.1, "Total"), (0.6, "2,076.76 €")],
+                        [(0.1, "French VAT exemption according to articles 262 ter I of CGI")]])
+    assert extract_fields([page], DocType.INVOICE).get("tax") is None

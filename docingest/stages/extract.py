@@ -348,7 +348,9 @@ def _tax(lines: list[Line], subtotal: Candidate | None, total: Candidate | None)
              for c in after_label(lines, LABEL_RE["tax"], amount_finder)]
     # A tax label followed by "6%" then an amount: the finder skips percentages already.
     cands = [c for c in cands if not re.search(r"(?i)reg|no\b|nr\b|id\b|number", c.line.text[: c.start])
-             and not _WITHOUT_TAX.search(c.line.text) and not _INCLUDING_TAX.search(c.line.text)]
+             and not _WITHOUT_TAX.search(c.line.text) and not _INCLUDING_TAX.search(c.line.text)
+             # "VAT exemption according to articles 262": an amount has cents or a currency.
+             and _money_form(c)]
     if subtotal is not None and total is not None:
         # Charges and discounts print their own tax rate ("Versandkosten 7 % USt 5,80"): the
         # tax that adds the subtotal up to the total is the document's.
