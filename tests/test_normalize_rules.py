@@ -898,3 +898,16 @@ def test_an_article_number_after_vat_is_no_tax():
                         [(0.1, "Total"), (0.6, "2,076.76 €")],
                         [(0.1, "French VAT exemption according to articles 262 ter I of CGI")]])
     assert extract_fields([page], DocType.INVOICE).get("tax") is None
+
+
+@pytest.mark.parametrize("clause, expected", [
+    ("The laws of the State of Indiana shall govern this Agreement.", "Indiana"),
+    ("THIS AGREEMENT SHALL BE GOVERNED BY THE LAWS OF THE STATE OF DELAWARE WITHOUT GIVING EFFECT TO", "Delaware"),
+    ("This Agreement is governed by the laws of the United States and State of Minnesota applicable", "Minnesota"),
+    ("This Agreement shall be governed by the laws of the State of New York.", "New York"),
+])
+def test_governing_law_before_its_verb_in_capitals_or_after_the_united_states(clause, expected):
+    from docingest.stages.extract import extract_fields
+
+    page = _table_page([[(0.1, "MUTUAL NONDISCLOSURE AGREEMENT")], [(0.1, clause)]])
+    assert extract_fields([page], DocType.CONTRACT).get("jurisdiction").value == expected

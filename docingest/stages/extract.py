@@ -630,10 +630,13 @@ _EFFECTIVE = re.compile(
     r"(?:effective\s+(?:as\s+of|date|on)|dated\s+(?:as\s+of)?|entered\s+into(?:\s+(?:as\s+of|on))?|"
     r"made\s+(?:as\s+of|on)|as\s+of)\s*:?\s*(?:(?:this|the)\s+)?", re.I
 )
-_GOVERNING = re.compile(r"governed|governing\s+law|construed|applicable\s+law", re.I)
+_GOVERNING = re.compile(r"govern(?:ed|s)?\b|governing\s+law|construed|applicable\s+law", re.I)
+# "the laws of the State of New York", also in capitals ("LAWS OF THE STATE OF DELAWARE"); a
+# state named after "the United States and" is the one meant.
 _LAWS_OF = re.compile(
-    r"laws?\s+of\s+(?:the\s+)?(?:(?i:state|commonwealth|province)\s+of\s+)?"
-    r"([A-Z][A-Za-z]+(?:\s+[A-Z][a-z]+)?)"
+    r"(?i:laws?\s+of\s+(?:the\s+)?(?:united\s+states\s+(?:of\s+america\s+)?and\s+(?:the\s+)?)?"
+    r"(?:state|commonwealth|province)?\s*(?:of\s+)?)"
+    r"([A-Z][A-Za-z]+(?:\s+[A-Z][a-z]+|\s+[A-Z]+(?=\s+(?:WITHOUT|APPLICABLE|AND|SHALL|,)))?)"
 )
 _TERM = re.compile(
     r"\b(?:term|period)\s+of\s+(?:\w+\s+)?\(?(\d+|one|two|three|four|five|six|seven|eight|nine|ten|"
@@ -665,9 +668,12 @@ def _governing_law(text: str) -> re.Match[str] | None:
     """The jurisdiction named by a governing-law clause: "governed by ... the laws of the State
     of New York", looked for within a sentence of the clause's verb."""
     for anchor in _GOVERNING.finditer(text):
-        m = _LAWS_OF.search(text, anchor.end(), anchor.end() + 250)
-        if m and m.group(1).split()[0] not in ("Agreement", "This", "Such", "Any"):
-            return m
+        # After the verb ("governed by the laws of ..."), else just before it ("the laws of
+        # the State of Indiana shall govern").
+        for m in (_LAWS_OF.search(text, anchor.end(), anchor.end() + 250),
+                  _LAWS_OF.search(text, max(0, anchor.start() - 80), anchor.start())):
+            if m and m.group(1).split()[0].casefold() not in ("agreement", "this", "such", "any", "the"):
+                return m
     return None
 
 
@@ -726,7 +732,9 @@ def _contract(lines: list[Line]) -> Extraction:
     full, full_index = _joined(lines)
     g = _governing_law(full)
     if g:
-        values.append(_span_value("jurisdiction", g.group(1), g.start(1), g.end(1), full_index, NEXT_LINE))
+        name = g.group(1)
+        values.append(_span_value("jurisdiction", name, g.start(1), g.end(1), full_index, NEXT_LINE,
+                                  value=name.title() if name.isupper() else name))  # "DELAWARE"
     # The agreement's own duration: a "Term." section, else the agreement (or its obligations)
     # ending N years on. A bare "for a period of one year" is a non-solicit or a survival
     # clause more often than the term: on the 83 dev NDAs it was the labelled term 5 times
