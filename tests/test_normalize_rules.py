@@ -499,6 +499,9 @@ def test_a_priced_order_under_a_contract_title_is_a_money_document():
     # A bare "for a period of" is a non-solicit or survival clause, not the agreement's term.
     (["You agree that, for a period of one (1) year from the date hereof, you will not solicit employees."],
      None),
+    # "The term of this Agreement shall be ..." states it outright, before a survival clause.
+    (["The obligations with respect to Confidential Information shall extend for a period of five years.",
+      "17. The term of this Agreement shall be one (1) year from the date hereof."], "1_year"),
 ])
 def test_contract_term_is_the_agreements_own_duration(clauses, expected):
     from docingest.stages.extract import extract_fields

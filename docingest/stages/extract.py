@@ -653,6 +653,9 @@ _TERM_ENDS = re.compile(
 _DURATION = _NUMBERS + r"\s*(?:\(\d+\)\s*)?(years?|months?|days?)\b"
 # "17. Term. This letter agreement will terminate two (2) years from the date hereof."
 _TERM_HEADING = re.compile(r"(?i)\bterm(?:\s+of\s+(?:this\s+)?agreement)?\s*[.:]\s[^.]{0,200}?\b" + _DURATION)
+# "The term of this Agreement shall be one (1) year from the date hereof."
+_TERM_IS = re.compile(r"(?i)\bterm\s+of\s+this\s+(?:letter\s+)?agreement\s+(?:shall|will)\s+be\s+(?:for\s+)?"
+                      r"(?:a\s+period\s+of\s+)?" + _DURATION)
 # "This Agreement shall terminate in its entirety one year after", "the obligations hereunder
 # shall terminate five years from".
 _AGREEMENT_ENDS = re.compile(
@@ -739,8 +742,8 @@ def _contract(lines: list[Line]) -> Extraction:
     # ending N years on. A bare "for a period of one year" is a non-solicit or a survival
     # clause more often than the term: on the 83 dev NDAs it was the labelled term 5 times
     # in 25, so it is not read as one.
-    for method, pattern in (("term_heading", _TERM_HEADING), ("agreement_ends", _AGREEMENT_ENDS),
-                            ("ends", _TERM_ENDS)):
+    for method, pattern in (("term_heading", _TERM_HEADING), ("term_is", _TERM_IS),
+                            ("agreement_ends", _AGREEMENT_ENDS), ("ends", _TERM_ENDS)):
         t = pattern.search(full)
         if t:
             term = _span_value("term", t.group(0), t.start(), t.end(), full_index, NEXT_LINE,
