@@ -123,12 +123,16 @@ def _read_page(doc: OpenDocument, index: int, info: PageInfo, settings: Settings
     page_no = index + 1
     t0 = time.perf_counter()
     words = doc.text_layer(index)
+
+    def read_layer() -> PageText:
+        return engines.text_layer.read(PageInput(page=page_no, text_layer=words))
+
     min_words = settings.preprocess.min_text_layer_words
     min_legible = settings.preprocess.min_legible_share
     legible = legible_share(w.text for w in words)
     if len(words) >= min_words and legible >= min_legible:
         info.read_ms = round((time.perf_counter() - t0) * 1000, 2)
-        text = engines.text_layer.read(PageInput(page=page_no, text_layer=words))
+        text = read_layer()
         info.strategy_reason = f"text layer has {len(words)} words (>= {min_words})"
         return _finish(info, text)
 
@@ -144,7 +148,7 @@ def _read_page(doc: OpenDocument, index: int, info: PageInfo, settings: Settings
     if len(words) < min_words:
         info.strategy_reason = f"text layer has {len(words)} words (< {min_words}): OCR with {engines.ocr.name}"
         if len(text.words) < len(words):  # OCR saw less than the sparse text layer: keep the layer
-            text = engines.text_layer.read(PageInput(page=page_no, text_layer=words))
+            text = read_layer()
             info.strategy_reason += "; kept the text layer, OCR found fewer words"
         return _finish(info, text)
     # A garbled layer (a scanner's own OCR): keep whichever reading has more legible words.
@@ -152,7 +156,7 @@ def _read_page(doc: OpenDocument, index: int, info: PageInfo, settings: Settings
                             f"OCR with {engines.ocr.name}")
     ocr_legible = legible_share(w.text for w in text.words)
     if ocr_legible <= legible:
-        text = engines.text_layer.read(PageInput(page=page_no, text_layer=words))
+        text = read_layer()
         info.strategy_reason += f"; kept the text layer, OCR read {ocr_legible:.0%} legible"
     return _finish(info, text)
 

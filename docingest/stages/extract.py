@@ -21,6 +21,7 @@ from docingest.stages.labels import (
     Candidate,
     after_label,
     amount_finder,
+    amounts_after_label,
     cell_under,
     cells,
     currency_marked,
@@ -30,7 +31,6 @@ from docingest.stages.labels import (
     name_finder,
     neighbours,
     plausible,
-    sum_row,
     total_finder,
 )
 from docingest.stages.layout import Line, document_lines
@@ -41,6 +41,7 @@ from docingest.stages.normalize import (
     clean_company_name,
     find_amounts,
     find_dates,
+    fold_text,
     format_amount,
 )
 from docingest.stages.parties import BUYER_BLOCK, FORM_LABEL, NAME_STOP, find_vendor, party_block, recipient
@@ -126,8 +127,8 @@ def _financial(lines: list[Line], doc_type: DocType) -> Extraction:
     # "total" on the document, which is where totals are printed).
     receipt = doc_type == DocType.RECEIPT
     # On a till receipt "Net Total" is what was paid; on an invoice it is the amount before tax.
-    totals = [sum_row(lines, c, total_finder) for c in after_label(
-        lines, LABEL_RE["total"], total_finder, exclude=_NOT_TOTAL_RECEIPT if receipt else _NOT_TOTAL)]
+    totals = amounts_after_label(lines, LABEL_RE["total"], total_finder,
+                                 exclude=_NOT_TOTAL_RECEIPT if receipt else _NOT_TOTAL)
     # "Total 13" beside "$1,050.00": a bare whole number under a total label is a count
     # (spots, items) whenever the document prints its totals as money.
     if any(_money_form(c) for c in totals):
@@ -146,8 +147,7 @@ def _financial(lines: list[Line], doc_type: DocType) -> Extraction:
         total, method = (totals[-1] if totals else None), "total_label"
     if total is None:
         total, method = _largest_amount(lines), "largest_amount"
-    subtotal = best([sum_row(lines, c, amount_finder)
-                     for c in after_label(lines, LABEL_RE["subtotal"], amount_finder)])
+    subtotal = best(amounts_after_label(lines, LABEL_RE["subtotal"], amount_finder))
     tax = _tax(lines, subtotal, total)
     chosen = total
     total = _reconcile_total(lines, total, subtotal, tax)
@@ -344,8 +344,7 @@ _INCLUDING_TAX = re.compile(r"\bincl|\binkl|inclusive|inchusive|\binc\.?\s*(?:gs
 
 
 def _tax(lines: list[Line], subtotal: Candidate | None, total: Candidate | None) -> Candidate | None:
-    cands = [sum_row(lines, c, amount_finder)
-             for c in after_label(lines, LABEL_RE["tax"], amount_finder)]
+    cands = amounts_after_label(lines, LABEL_RE["tax"], amount_finder)
     # A tax label followed by "6%" then an amount: the finder skips percentages already.
     cands = [c for c in cands if not re.search(r"(?i)reg|no\b|nr\b|id\b|number", c.line.text[: c.start])
              and not _WITHOUT_TAX.search(c.line.text) and not _INCLUDING_TAX.search(c.line.text)
@@ -613,7 +612,7 @@ def _signing_companies(lines: list[Line]) -> list[Candidate]:
             # "Recipient Name: KBS Capital Advisors LLC", "[RECIPIENT] Perseon Corporation"
             cell = re.sub(r"^[^:]{1,30}:\s*|^\[?[A-Z]+\]\s*", "", above.text[start:end]).strip(" :,[]")
             if (_COMPANY_FORM.search(cell) and len(cell) < 70 and cell[:1].isupper()
-                    and not any(cell.casefold() == c.value.casefold() for c in found)):
+                    and not any(_same_party(cell, c.value) for c in found)):
                 offset = above.text.index(cell, start)
                 found.append(Candidate(cell, cell, above, offset, offset + len(cell), NEXT_LINE,
                                        method="signature_block"))
@@ -622,7 +621,7 @@ def _signing_companies(lines: list[Line]) -> list[Candidate]:
 
 def _same_party(a: str, b: str | None) -> bool:
     """"NitroMed, Inc." and "NITROMED, INC." (or a name inside a clause that names it)."""
-    x, y = (re.sub(r"[\W_]+", "", t.casefold()) for t in (a, b or ""))
+    x, y = (fold_text(t).replace(" ", "") for t in (a, b or ""))
     return bool(x and y) and (x in y or y in x)
 
 

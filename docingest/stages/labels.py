@@ -119,7 +119,7 @@ def _first(finder, line: Line, start: int, end: int, how: float, label: str) -> 
     return Candidate(line.text[start + s:start + e], value, line, start + s, start + e, how, label=label)
 
 
-def sum_row(lines: list[Line], c: Candidate, finder) -> Candidate:
+def _sum_row(lines: list[Line], c: Candidate, finder) -> Candidate:
     """A value read under a column header ("Endbetrag" over "382,47") may open a tax summary:
     one row per tax rate, then their sum. When the amounts under it in the same column end in
     a row that adds up the rows above, that row is the column's total; else ``c`` itself."""
@@ -142,6 +142,11 @@ def sum_row(lines: list[Line], c: Candidate, finder) -> Candidate:
     if len(parts) >= 2 and all(v > 0 for v in parts) and sum(parts) == column[-1][1]:
         return column[-1][0]
     return c
+
+
+def amounts_after_label(lines: list[Line], label: re.Pattern[str], finder, exclude=None) -> list[Candidate]:
+    """Amounts after a label (``after_label``), each a tax summary's sum row where it opens one."""
+    return [_sum_row(lines, c, finder) for c in after_label(lines, label, finder, exclude=exclude)]
 
 
 def cells(line: Line) -> list[tuple[int, int]]:
