@@ -8,9 +8,11 @@ classify, fields, optional line_items / key_values). Scores:
   predictions); a prediction counts as a false positive when it is wrong or the field is
   labelled absent in a set that does label it;
 * classification accuracy over items with ``classify: true``, with a confusion matrix;
-* automation rate: share of documents auto-accepted;
-* accepted-precision: share of accepted documents whose type (when scored) and every
-  labelled field are right.
+* automation rate: share of documents that need no person: accepted, or a ``duplicate`` (a
+  re-issue of an accepted invoice that reads the same field for field, recorded but not
+  loaded again). ``accepted_rate`` counts the accepted ones alone;
+* accepted-precision: share of those automated documents whose type (when scored) and every
+  labelled field are right. A duplicate is scored on its own labels like an accepted one.
 """
 
 from __future__ import annotations
@@ -27,6 +29,9 @@ from typing import Any
 from docingest.config import Settings
 from docingest.writer import run_table_rows
 from schemas.fields import DOC_FIELDS, FieldKind, all_field_names
+
+# What needs no person: accepted, or recorded as a re-issue of an accepted invoice.
+AUTOMATED = ("accepted", "duplicate")
 
 LIST_FIELDS = {"parties", "key_values"}
 
@@ -151,14 +156,16 @@ class Report:
         lines.append(
             f"overall: classification accuracy {o['classification_accuracy']}, automation rate "
             f"{o['automation_rate']}, accepted-precision {o['accepted_precision']} "
-            f"({o['accepted']} accepted, {o['failed']} failed)"
+            f"({o['accepted']} accepted, {o['duplicates']} duplicates of accepted ones, {o['failed']} failed)"
         )
         lines.append("")
-        lines.append(f"{'set':<24}{'docs':>6}{'cls acc':>9}{'auto':>7}{'acc-prec':>10}{'failed':>8}")
+        lines.append(f"{'set':<24}{'docs':>6}{'cls acc':>9}{'auto':>7}{'accept':>8}{'dup':>5}{'acc-prec':>10}"
+                     f"{'failed':>8}")
         for name, s in sorted(self.per_set.items()):
             lines.append(
                 f"{name:<24}{s['documents']:>6}{_fmt(s['classification_accuracy']):>9}"
-                f"{_fmt(s['automation_rate']):>7}{_fmt(s['accepted_precision']):>10}{s['failed']:>8}"
+                f"{_fmt(s['automation_rate']):>7}{_fmt(s['accepted_rate']):>8}{s['duplicates']:>5}"
+                f"{_fmt(s['accepted_precision']):>10}{s['failed']:>8}"
             )
         lines.append("")
         lines.append("why documents went to review (documents with the reason; held back by it alone)")
@@ -308,7 +315,7 @@ def score(labels: list[dict[str, Any]], documents: list[dict[str, Any]],
         for name, c in per_field.items():
             field_counts.setdefault(name, Counts()).add(c)
             set_field_counts[label["source_set"]][name].add(c)
-        if status == "accepted":
+        if status in AUTOMATED:
             _, all_asserted_right = _score_document(
                 _expected_values(label), asserted.get(doc["doc_id"], {}), labelled_fields[label["source_set"]])
             s["accepted_right"] += int(all_asserted_right and (type_right or not label.get("classify")))
@@ -373,14 +380,17 @@ def calibration_report(observations: list[dict[str, Any]]) -> dict[str, list[dic
 def _set_summary(s: dict[str, int]) -> dict[str, Any]:
     docs = s.get("documents", 0)
     accepted = s.get("accepted", 0)
+    automated = sum(s.get(status, 0) for status in AUTOMATED)
     return {
         "documents": docs,
         "accepted": accepted,
+        "duplicates": s.get("duplicate", 0),
         "needs_review": s.get("needs_review", 0),
         "failed": s.get("failed", 0) + s.get("missing", 0),
         "classification_accuracy": round(s["classified_right"] / s["classified"], 4) if s.get("classified") else None,
-        "automation_rate": round(accepted / docs, 4) if docs else None,
-        "accepted_precision": round(s.get("accepted_right", 0) / accepted, 4) if accepted else None,
+        "automation_rate": round(automated / docs, 4) if docs else None,
+        "accepted_rate": round(accepted / docs, 4) if docs else None,
+        "accepted_precision": round(s.get("accepted_right", 0) / automated, 4) if automated else None,
     }
 
 

@@ -45,7 +45,7 @@ def rows_for(results: list[DocumentResult], run_id: str) -> dict[str, list[dict[
             "doc_id": r.doc_id, "source_path": r.source_path, "source_paths": r.source_paths,
             "media_type": r.media_type, "size_bytes": r.size_bytes, "doc_type": doc_type,
             "doc_type_confidence": r.classification.confidence if r.classification else None,
-            "page_count": r.page_count, "status": r.status.value,
+            "page_count": r.page_count, "status": r.status.value, "duplicate_of": r.duplicate_of,
             "review_reasons": r.review_reasons, "error_count": len(r.errors),
             "duration_ms": r.duration_ms,
             "credit_note": bool(r.extraction and r.extraction.credit_note),
@@ -178,15 +178,20 @@ def published_rows(out: Path, table: str, columns: list[str] | None = None) -> l
 
 def prior_documents(out: Path) -> list[PriorDocument]:
     """What earlier published runs hold, for the duplicate checks."""
-    ids: dict[str, dict[str, str]] = {}
-    for f in published_rows(out, "fields", ["doc_id", "field_name", "value", "value_raw"]):
-        if f["field_name"] in ("vendor_name", "invoice_number"):
-            ids.setdefault(f["doc_id"], {}).setdefault(f["field_name"], f["value"] or f["value_raw"])
-    return [
-        PriorDocument(doc_id=d["doc_id"], source_paths=d["source_paths"] or [], run_id=d["run_id"],
-                      **ids.get(d["doc_id"], {}))
-        for d in published_rows(out, "documents", ["doc_id", "source_paths", "run_id"]) if d["doc_id"]
-    ]
+    values: dict[str, dict[str, list[str]]] = {}
+    for f in published_rows(out, "fields", ["doc_id", "doc_type", "field_name", "value", "value_raw"]):
+        if f["doc_type"] in ("invoice", "receipt") and f["field_name"] != "key_values":
+            values.setdefault(f["doc_id"], {}).setdefault(f["field_name"], []).append(f["value"] or f["value_raw"])
+    prior = []
+    for d in published_rows(out, "documents", ["doc_id", "source_paths", "run_id", "status"]):
+        if not d["doc_id"]:
+            continue
+        read = {name: sorted(v) for name, v in values.get(d["doc_id"], {}).items()}
+        prior.append(PriorDocument(
+            doc_id=d["doc_id"], source_paths=d["source_paths"] or [], run_id=d["run_id"], status=d["status"],
+            vendor_name=(read.get("vendor_name") or [None])[0],
+            invoice_number=(read.get("invoice_number") or [None])[0], values=read))
+    return prior
 
 
 def _atomic_write(path: Path, write) -> None:

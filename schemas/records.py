@@ -23,6 +23,9 @@ class TextSource(str, Enum):
 
 class Status(str, Enum):
     ACCEPTED = "accepted"
+    # A re-issue of an accepted invoice that reads the same field for field: nothing new to
+    # load and nothing for a person to check. The row names its original (duplicate_of).
+    DUPLICATE = "duplicate"
     NEEDS_REVIEW = "needs_review"
     FAILED = "failed"
 
@@ -206,6 +209,7 @@ class DocumentResult(BaseModel):
     extraction: Extraction | None = None
     rule_results: list[RuleResult] = Field(default_factory=list)
     status: Status = Status.FAILED
+    duplicate_of: str | None = None  # doc_id of the accepted original (status duplicate)
     review_reasons: list[str] = Field(default_factory=list)
     errors: list[StageError] = Field(default_factory=list)
     vlm_usage: VlmUsage = Field(default_factory=VlmUsage)
@@ -220,8 +224,12 @@ class PriorDocument(BaseModel):
     doc_id: str
     source_paths: list[str]
     run_id: str
+    status: str | None = None
     vendor_name: str | None = None
     invoice_number: str | None = None
+    # Every field value read on the document (field name -> its values, sorted), to tell a
+    # re-issue of the same invoice from a different invoice under a reused number.
+    values: dict[str, list[str]] = Field(default_factory=dict)
 
 
 @dataclass(slots=True)

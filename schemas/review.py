@@ -17,6 +17,7 @@ class ReviewAction(str, Enum):
 
 class CuratedStatus(str, Enum):
     ACCEPTED = "accepted"
+    DUPLICATE = "duplicate"  # a re-issue of an accepted invoice (see schemas.records.Status)
     NEEDS_REVIEW = "needs_review"
     REJECTED = "rejected"
     FAILED = "failed"

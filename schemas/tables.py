@@ -25,7 +25,8 @@ TABLES: dict[str, pa.Schema] = {
         ("doc_type", pa.string()),
         ("doc_type_confidence", pa.float64()),
         ("page_count", pa.int32()),
-        ("status", pa.string()),
+        ("status", pa.string()),  # accepted | duplicate | needs_review | failed
+        ("duplicate_of", pa.string()),  # status duplicate: the doc_id of the accepted original
         ("review_reasons", pa.list_(pa.string())),
         ("error_count", pa.int32()),
         ("duration_ms", pa.float64()),
@@ -119,7 +120,7 @@ CURATED_TABLES: dict[str, pa.Schema] = {
         ("source_path", pa.string()),
         ("doc_type", pa.string()),
         ("doc_type_original", pa.string()),
-        ("status", pa.string()),  # accepted | needs_review | rejected | failed
+        ("status", pa.string()),  # accepted | duplicate | needs_review | rejected | failed
         ("status_original", pa.string()),  # what the pipeline routed it to
         ("reasons", pa.list_(pa.string())),  # why it is not accepted (still) after review
         ("review_action", pa.string()),  # approved | corrected | rejected | null (not reviewed)

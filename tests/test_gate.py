@@ -11,13 +11,13 @@ import pytest
 
 from docingest.config import GateOptions
 from docingest.errors import SuiteError
-from docingest.stages.duplicates import check_duplicates
+from docingest.stages.duplicates import check_duplicates, read_values
 from docingest.stages.gate import build_views, load_suite_specs, run_gate
 from docingest.writer import rows_for
 from factories import text_pdf
 from schemas.fields import DocType
 from schemas.records import (
-    Classification, DocumentResult, ExtractedValue, Extraction, PriorDocument, Status, TextSource,
+    Classification, DocumentResult, ExtractedValue, Extraction, PriorDocument, Severity, Status, TextSource,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -92,9 +92,19 @@ def test_negative_totals_that_are_not_credit_notes_stop_the_batch(tmp_path):
     assert "fields_invoice" in index
 
 
+def _rule(result: DocumentResult):
+    return [x for x in result.rule_results if x.rule_id == "duplicates.invoice"][-1]
+
+
+def _prior(doc_id: str, path: str, *, status: str | None = None, like: DocumentResult | None = None,
+           number: str | None = None) -> PriorDocument:
+    values = read_values(like) if like else {}
+    return PriorDocument(doc_id=doc_id, source_paths=[path], run_id="r0", status=status,
+                         vendor_name="ACME GmbH", invoice_number=number or f"R-{doc_id}", values=values)
+
+
 def test_duplicates_same_bytes_elsewhere_and_same_vendor_number():
-    prior = [PriorDocument(doc_id="a", source_paths=["/old/a.pdf"], run_id="r0",
-                           vendor_name="ACME GmbH", invoice_number="R-a")]
+    prior = [_prior("a", "/old/a.pdf", status="needs_review", like=_invoice("a"))]
     results = [
         _invoice("a", path="/new/a-copy.pdf"),  # same bytes as an earlier run's file
         _invoice("b", vendor="Acme  gmbh", number="R-A"),  # same vendor + number, other bytes
@@ -103,45 +113,92 @@ def test_duplicates_same_bytes_elsewhere_and_same_vendor_number():
     ]
     results[3].doc_id = "z"  # a different document at a path seen before: not a duplicate
     check_duplicates(results, prior)
-    verdict = {r.doc_id: [x for x in r.rule_results if x.rule_id == "duplicates.invoice"][0] for r in results}
-    assert not verdict["a"].passed and "earlier run" in verdict["a"].message
+    verdict = {r.doc_id: _rule(r) for r in results}
+    # The earlier copy was not accepted: nothing to be a re-issue of, so a person looks.
+    assert not verdict["a"].passed and "same bytes as /old/a.pdf (earlier run r0)" in verdict["a"].message
+    assert "the original was not accepted" in verdict["a"].message
     assert not verdict["b"].passed and "R-A" in verdict["b"].message.upper()
     assert verdict["c"].passed and verdict["z"].passed
     assert results[0].status == Status.NEEDS_REVIEW and "rule_failed:duplicates.invoice" in results[0].review_reasons
     assert results[2].status == Status.ACCEPTED
 
 
-def test_one_copy_of_an_invoice_in_a_run_is_the_original_and_the_others_are_reviewed():
+def test_one_copy_of_an_invoice_in_a_run_is_the_original_and_its_re_issues_are_duplicates():
     copies = [
         _invoice("x1", number="R-7", status=Status.NEEDS_REVIEW, path="/in/1.pdf"),  # held for another reason
         _invoice("x2", number="R-7", path="/in/2.pdf"),
-        _invoice("x3", number="r 7", path="/in/3.pdf"),
+        _invoice("x3", number="r 7", path="/in/3.pdf"),  # the number reads differently
+        _invoice("x4", number="R-7", path="/in/4.pdf"),  # field for field the same as x2
+        _invoice("x5", number="R-7", total="120.00", path="/in/5.pdf"),  # same number, other total
+        _invoice("x6", number="R-7", vendor="ACME Gmb H", path="/in/6.pdf"),  # glyphs spaced apart
     ]
     reviewed = [_invoice(f"y{i}", number="R-9", status=Status.NEEDS_REVIEW, path=f"/in/y{i}.pdf") for i in (2, 1)]
     check_duplicates(copies + reviewed + [_invoice("solo")], [])
-    rule = {r.doc_id: r.rule_results[-1] for r in copies + reviewed}
+    rule = {r.doc_id: _rule(r) for r in copies + reviewed}
     # The accepted copy is the original: it stays accepted and every other copy names it.
-    assert rule["x2"].passed and copies[1].status == Status.ACCEPTED
-    assert copies[2].status == Status.NEEDS_REVIEW and "rule_failed:duplicates.invoice" in copies[2].review_reasons
-    assert not rule["x1"].passed and not rule["x3"].passed
+    assert rule["x2"].passed and copies[1].status == Status.ACCEPTED and copies[1].duplicate_of is None
+    # A re-issue that reads the same as the accepted original is recorded, not loaded or reviewed.
+    assert copies[3].status == Status.DUPLICATE and copies[3].duplicate_of == "x2"
+    assert not rule["x4"].passed and rule["x4"].severity == Severity.WARNING and "re-issue of x2" in rule["x4"].message
+    assert copies[3].review_reasons == []
+    assert copies[5].status == Status.DUPLICATE and copies[5].duplicate_of == "x2"
+    # A copy that differs in any field, or was held anyway, goes to a person.
+    for i in (0, 2, 4):
+        assert copies[i].status == Status.NEEDS_REVIEW and "rule_failed:duplicates.invoice" in copies[i].review_reasons
+        assert copies[i].duplicate_of is None
+    assert "fields differ" in rule["x5"].message and "fields differ" in rule["x3"].message
     assert "duplicate of x2" in rule["x1"].message and "duplicate of x2" in rule["x3"].message
-    # With no accepted copy the first by path is the original; the rest still name it.
+    # With no accepted copy the first by path is the original; the rest still name it, and are
+    # reviewed even when they read the same.
     assert rule["y1"].passed and not rule["y2"].passed and "duplicate of y1" in rule["y2"].message
+    assert reviewed[0].status == Status.NEEDS_REVIEW and "not accepted" in rule["y2"].message
 
 
-def test_an_invoice_published_by_an_earlier_run_makes_every_copy_in_this_run_a_duplicate():
-    prior = [PriorDocument(doc_id="old", source_paths=["/old/r7.pdf"], run_id="r0",
-                           vendor_name="ACME GmbH", invoice_number="R-7")]
-    results = check_duplicates([_invoice("n1", number="R-7"), _invoice("n2", number="R-7")], prior)
+def test_an_invoice_published_by_an_earlier_run_is_the_original_of_every_copy_in_this_run():
+    held = [_prior("old", "/old/r7.pdf", number="R-7", like=_invoice("n0", number="R-7"))]
+    results = check_duplicates([_invoice("n1", number="R-7"), _invoice("n2", number="R-7")], held)
     assert all(r.status == Status.NEEDS_REVIEW for r in results)
-    assert all("already published from /old/r7.pdf (run r0)" in r.rule_results[-1].message for r in results)
+    assert all("also on /old/r7.pdf (earlier run r0)" in _rule(r).message for r in results)
+
+    accepted = [_prior("old", "/old/r7.pdf", number="R-7", status="accepted", like=_invoice("n0", number="R-7"))]
+    same, other = check_duplicates(
+        [_invoice("n1", number="R-7"), _invoice("n2", number="R-7", total="118.00")], accepted)
+    assert same.status == Status.DUPLICATE and same.duplicate_of == "old"
+    assert other.status == Status.NEEDS_REVIEW and "fields differ" in _rule(other).message
+
+
+def test_the_same_bytes_published_from_another_path_and_accepted_are_a_duplicate():
+    doc = _invoice("a", path="/new/a-copy.pdf")
+    check_duplicates([doc], [_prior("a", "/old/a.pdf", status="accepted", like=_invoice("a"))])
+    assert doc.status == Status.DUPLICATE and doc.duplicate_of == "a"
+    assert "same bytes as /old/a.pdf" in _rule(doc).message
 
 
 def test_reprocessing_the_same_file_is_not_a_duplicate():
-    prior = [PriorDocument(doc_id="a", source_paths=["/in/a.pdf"], run_id="r0",
-                           vendor_name="ACME GmbH", invoice_number="R-a")]
+    prior = [_prior("a", "/in/a.pdf", status="accepted", like=_invoice("a"))]
     results = check_duplicates([_invoice("a")], prior)
-    assert results[0].rule_results[-1].passed and results[0].status == Status.ACCEPTED
+    assert _rule(results[0]).passed and results[0].status == Status.ACCEPTED
+
+
+def test_the_same_bytes_under_two_paths_in_one_run_are_one_document():
+    doc = _invoice("a")
+    doc.source_paths = ["/in/a.pdf", "/in/copy-of-a.pdf"]
+    check_duplicates([doc], [])
+    assert doc.status == Status.ACCEPTED and _rule(doc).passed
+    assert "same bytes under 2 paths in this run: one document" in _rule(doc).message
+
+
+def test_published_runs_are_read_back_with_status_and_values(tmp_path):
+    from docingest.writer import OutputWriter, prior_documents
+
+    first, second = _invoice("a"), _invoice("b", status=Status.NEEDS_REVIEW)
+    OutputWriter(tmp_path, "r1", "2026-11-22").write_tables(rows_for([first, second], "r1"))
+    prior = {p.doc_id: p for p in prior_documents(tmp_path)}
+    assert prior["a"].status == "accepted" and prior["b"].status == "needs_review"
+    assert prior["a"].values == read_values(first) and prior["a"].invoice_number == "R-a"
+    copy = _invoice("c", number="R-a")
+    check_duplicates([copy], list(prior.values()))
+    assert copy.status == Status.DUPLICATE and copy.duplicate_of == "a"
 
 
 def test_flow_quarantines_a_broken_batch_then_publishes_a_clean_one(tmp_path):

@@ -1,21 +1,26 @@
-"""Duplicate invoices: the same bytes under another name, or the same vendor and invoice
-number on another document, in this run or in an earlier published one. A duplicate is how
-an invoice gets paid twice, so it goes to review.
+"""Duplicate invoices: the same vendor and invoice number on another document, in this run or
+in an earlier published one. A duplicate is how an invoice gets paid twice.
 
 Within one run, one document of a vendor + invoice number group is the original and the others
 are its copies: the first (by path) that routed to accepted, else the first by path. The
-original keeps its route; every copy goes to review naming the original, so at most one copy
-of an invoice is ever accepted. A vendor + invoice number already published by an earlier run
-has its original there, so every document of this run that repeats it goes to review.
+original keeps its route. A copy becomes a ``duplicate`` (not loaded again, not reviewed, its
+row names the original) only when three things hold: the original is accepted, the copy would
+have been accepted on its own, and every field reads the same on both. Vendors re-send the
+same invoice; that needs no person. Any other copy goes to review naming the original: a
+number reused with another date or amount is exactly what a person must see. A vendor + invoice
+number published by an earlier run is the original in the same way.
 
-Re-processing the same file (same bytes, same path) is not a duplicate: nightly runs over a
-folder see their old files again.
+The same bytes are one document whatever the number of paths: several files in this run list
+all their paths on one row, and re-processing a file already published (same bytes, same path)
+is no duplicate, since nightly runs over a folder see their old files again. The same bytes
+published from another path are a duplicate of that document.
 """
 
 from __future__ import annotations
 
 import re
 from collections import defaultdict
+from dataclasses import dataclass
 
 from schemas.fields import DocType
 from schemas.records import DocumentResult, PriorDocument, RuleResult, Severity, Status
@@ -24,6 +29,7 @@ RULE_ID = "duplicates.invoice"
 _FINANCIAL = {DocType.INVOICE, DocType.RECEIPT}
 
 Key = tuple[str, str]
+Values = dict[str, list[str]]
 
 
 def invoice_key(vendor_name: str | None, invoice_number: str | None) -> Key | None:
@@ -32,6 +38,31 @@ def invoice_key(vendor_name: str | None, invoice_number: str | None) -> Key | No
     vendor = re.sub(r"[^0-9a-z]", "", vendor_name.casefold())
     number = re.sub(r"[^0-9A-Z]", "", invoice_number.upper())
     return (vendor, number) if vendor and number else None
+
+
+@dataclass(frozen=True)
+class _Original:
+    """What a copy is compared with: a document of this run or of an earlier published one."""
+
+    doc_id: str
+    how: str  # what the copy shares with it, and where it is
+    accepted: bool
+    values: Values
+
+
+def read_values(result: DocumentResult) -> Values:
+    """Every field value read on the document, as ``PriorDocument.values`` holds them."""
+    values: Values = defaultdict(list)
+    for v in result.extraction.values if result.extraction else []:
+        if v.field_name != "key_values":
+            values[v.field_name].append(v.value or v.value_raw)
+    return {name: sorted(vs) for name, vs in values.items()}
+
+
+def _fold(values: Values) -> dict[str, list[str]]:
+    """Values as compared: two renderings of one invoice may space a word differently
+    ("Industrieser vice" where the glyphs are kerned apart), which is no other content."""
+    return {name: sorted(re.sub(r"\s+", "", v.casefold()) for v in vs) for name, vs in values.items()}
 
 
 def _value(result: DocumentResult, name: str) -> str | None:
@@ -53,45 +84,78 @@ def _originals(checked: list[DocumentResult]) -> dict[Key, DocumentResult]:
             for key, members in groups.items()}
 
 
+def _prior_original(p: PriorDocument, shared: str) -> _Original:
+    where = p.source_paths[0] if p.source_paths else p.doc_id
+    return _Original(p.doc_id, f"{shared} {where} (earlier run {p.run_id})", p.status == Status.ACCEPTED.value,
+                     p.values)
+
+
 def check_duplicates(results: list[DocumentResult], prior: list[PriorDocument]) -> list[DocumentResult]:
-    """Add a ``duplicates.invoice`` rule result to every invoice/receipt; a failed one sends
-    an accepted document to review. Returns the same list, updated in place."""
-    paths_by_digest: dict[str, set[str]] = defaultdict(set)
-    prior_by_key: dict[Key, dict[str, str]] = defaultdict(dict)
-    for p in prior:
-        paths_by_digest[p.doc_id].update(p.source_paths)
-        key = invoice_key(p.vendor_name, p.invoice_number)
-        if key:
-            where = p.source_paths[0] if p.source_paths else p.doc_id
-            prior_by_key[key].setdefault(p.doc_id, f"{where} (run {p.run_id})")
+    """Add a ``duplicates.invoice`` rule result to every invoice/receipt. A copy that re-issues
+    an accepted original field for field becomes ``duplicate``; any other copy goes to review.
+    Returns the same list, updated in place."""
+    # A file re-processed night after night is one document with several published rows.
+    prior_by_id: dict[str, PriorDocument] = {}
+    for p in sorted(prior, key=lambda p: p.run_id):
+        seen = prior_by_id.get(p.doc_id)
+        prior_by_id[p.doc_id] = p if seen is None else p.model_copy(update={
+            "source_paths": sorted(set(seen.source_paths) | set(p.source_paths)),
+            "status": Status.ACCEPTED.value if Status.ACCEPTED.value in (seen.status, p.status) else p.status})
+    prior_by_key: dict[Key, list[PriorDocument]] = defaultdict(list)
+    # An accepted one first: that is the copy a re-issue is compared with.
+    for p in sorted(prior_by_id.values(), key=lambda p: (p.status != Status.ACCEPTED.value, p.run_id, p.doc_id)):
+        if key := invoice_key(p.vendor_name, p.invoice_number):
+            prior_by_key[key].append(p)
 
     checked = [r for r in results if r.doc_id is not None and r.classification is not None
                and r.classification.doc_type in _FINANCIAL]
     originals = _originals(checked)
+    # Decided before any status changes, so the order documents are checked in doesn't matter.
+    accepted_here = {r.doc_id for r in checked if r.status == Status.ACCEPTED}
     for r in checked:
-        problems: list[str] = []
-        if len(r.source_paths) > 1:
-            problems.append(f"same bytes submitted as {len(r.source_paths)} files in this run")
-        earlier_paths = paths_by_digest.get(r.doc_id, set()) - set(r.source_paths)
-        if earlier_paths:
-            problems.append(f"same bytes as {sorted(earlier_paths)[0]} in an earlier run")
-        key = _key(r)
-        earlier = sorted(where for doc_id, where in prior_by_key.get(key, {}).items()
-                         if doc_id != r.doc_id) if key else []
-        if earlier:
-            problems.append(f"vendor and invoice number {_value(r, 'invoice_number')} already published "
-                            f"from {earlier[0]}")
-        elif key and originals[key] is not r:
-            problems.append(f"duplicate of {originals[key].doc_id}: vendor and invoice number "
-                            f"{_value(r, 'invoice_number')} also on {originals[key].source_path} (this run)")
-        r.rule_results.append(RuleResult(
-            rule_id=RULE_ID, severity=Severity.ERROR, passed=not problems,
-            message="; ".join(problems) if problems else "no duplicate found",
-        ))
-        if problems:
-            reason = f"rule_failed:{RULE_ID}"
-            if reason not in r.review_reasons:
-                r.review_reasons.append(reason)
-            if r.status == Status.ACCEPTED:
-                r.status = Status.NEEDS_REVIEW
+        original = _original_of(r, prior_by_id, prior_by_key, originals, accepted_here)
+        notes = [f"same bytes under {len(r.source_paths)} paths in this run: one document"] \
+            if len(r.source_paths) > 1 else []
+        if original is None:
+            r.rule_results.append(RuleResult(rule_id=RULE_ID, severity=Severity.ERROR, passed=True,
+                                             message="; ".join(notes + ["no duplicate found"])))
+            continue
+        same = _fold(read_values(r)) == _fold(original.values)
+        if original.accepted and same and r.status == Status.ACCEPTED:
+            r.status, r.duplicate_of = Status.DUPLICATE, original.doc_id
+            r.rule_results.append(RuleResult(rule_id=RULE_ID, severity=Severity.WARNING, passed=False, message=(
+                f"re-issue of {original.doc_id}: {original.how}, accepted there; every field reads the same, "
+                "so it is not loaded again")))
+            continue
+        why = ("every field reads the same, but the original was not accepted" if same
+               else "its fields differ from the original's")
+        r.rule_results.append(RuleResult(rule_id=RULE_ID, severity=Severity.ERROR, passed=False,
+                                         message=f"duplicate of {original.doc_id}: {original.how}; {why}"))
+        reason = f"rule_failed:{RULE_ID}"
+        if reason not in r.review_reasons:
+            r.review_reasons.append(reason)
+        if r.status == Status.ACCEPTED:
+            r.status = Status.NEEDS_REVIEW
     return results
+
+
+def _original_of(r: DocumentResult, prior_by_id: dict[str, PriorDocument],
+                 prior_by_key: dict[Key, list[PriorDocument]], originals: dict[Key, DocumentResult],
+                 accepted_here: set[str]) -> _Original | None:
+    """The document ``r`` repeats, if any: the same bytes published from another path, else the
+    earliest published document with its vendor + number, else its group's original here."""
+    same_bytes = prior_by_id.get(r.doc_id)
+    if same_bytes is not None and set(same_bytes.source_paths) - set(r.source_paths):
+        return _prior_original(same_bytes, "same bytes as")
+    key = _key(r)
+    if key is None:
+        return None
+    shared = f"vendor and invoice number {_value(r, 'invoice_number')} also on"
+    earlier = [p for p in prior_by_key.get(key, []) if p.doc_id != r.doc_id]
+    if earlier:
+        return _prior_original(earlier[0], shared)
+    first = originals[key]
+    if first is r:
+        return None
+    return _Original(first.doc_id, f"{shared} {first.source_path} (this run)", first.doc_id in accepted_here,
+                     read_values(first))
