@@ -85,3 +85,14 @@ def test_the_log_skips_a_torn_line_and_appends_after_it(tmp_path):
     log.append(later)
     assert DecisionLog(tmp_path).latest_by_doc()["a"].decision_id == later.decision_id
     assert len(log.path.read_text().splitlines()) == 4  # nothing is rewritten, only appended
+
+
+def test_a_duplicate_keeps_its_status_in_the_curated_tables_and_is_no_label():
+    docs = {"o": _doc("o", "accepted"), "dup": _doc("dup", "duplicate")}
+    docs["dup"]["review_reasons"] = []
+    rows = {d: {"fields": [_field(d, k, v) for k, v in FIELDS.items()], "rule_results": [], "line_items": []}
+            for d in docs}
+    curated = merge_reviews(docs, rows, {}, RoutingThresholds(), date(2026, 11, 23), NOW)
+    status = {d["doc_id"]: d["status"] for d in curated["documents"]}
+    assert status == {"o": "accepted", "dup": "duplicate"}
+    assert labelled_records(curated) == []
