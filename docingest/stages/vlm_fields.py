@@ -12,7 +12,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from docingest.stages.extract import guess_dayfirst, term_value
+from docingest.stages.contract_fields import term_value
+from docingest.stages.financial_fields import guess_dayfirst
 from docingest.stages.labels import plausible
 from docingest.stages.layout import document_lines, union_bbox
 from docingest.stages.normalize import (
