@@ -527,6 +527,32 @@ def test_contract_effective_date_in_the_day_of_style(opening, expected):
     assert ex.get("effective_date").method == "effective_phrase"
 
 
+def test_the_date_an_agreement_names_effective_wins_over_the_date_it_is_dated():
+    from docingest.stages.extract import extract_fields
+
+    ex = extract_fields([_receipt_page([
+        "CONFIDENTIALITY AGREEMENT",
+        "This Agreement, dated as of October 15, 2012 and effective as of September 20, 2012 (the",
+        "\u201cEffective Date\u201d), is made between Alpha Corp. and Beta LLC."])], DocType.CONTRACT)
+    assert ex.get("effective_date").value == "2012-09-20"
+
+
+@pytest.mark.parametrize("lines, expected, method", [
+    # No effective date stated: the agreement takes effect when the last party signs.
+    (["Alpha Corp. Beta LLC", "By: /s/ A. Smith By: /s/ B. Jones", "Date: January 19, 2016",
+      "Date: 1/27/16"], "2016-01-27", "signature_date"),
+    # No signature date either: the first date of the document stays the fallback.
+    (["Alpha Corp. Beta LLC", "By: /s/ A. Smith"], "2011-03-02", "first_date"),
+])
+def test_an_agreement_without_an_effective_date_takes_its_last_signature_date(lines, expected, method):
+    from docingest.stages.extract import extract_fields
+
+    ex = extract_fields([_receipt_page(["MUTUAL NONDISCLOSURE AGREEMENT", "Reference 03/02/2011",
+                                        "The parties agree as follows.", *lines])], DocType.CONTRACT)
+    date = ex.get("effective_date")
+    assert (date.value, date.method) == (expected, method)
+
+
 @pytest.mark.parametrize("opening, expected", [
     ("This Agreement is made by and between Cubic Corporation, a corporation (the Company) organized and "
      "existing under the laws of the State of Delaware having its principal offices at San Diego, and "

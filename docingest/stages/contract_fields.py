@@ -86,6 +86,9 @@ _EFFECTIVE = re.compile(
     r"(?:effective\s+(?:as\s+of|date|on)|dated\s+(?:as\s+of)?|entered\s+into(?:\s+(?:as\s+of|on))?|"
     r"made\s+(?:as\s+of|on)|as\s+of)\s*:?\s*(?:(?:this|the)\s+)?", re.I
 )
+# '(the "Effective Date")' right after a date names it the effective one.
+_NAMED_EFFECTIVE = re.compile(r"\s*\(?\s*(?:the|this)?\s*[\"“”']?\s*effective\s+date", re.I)
+_SIGNED_ON = re.compile(r"\b(?:Date|Dated)\s*:\s*")
 _GOVERNING = re.compile(r"govern(?:ed|s)?\b|governing\s+law|construed|applicable\s+law", re.I)
 # "the laws of the State of New York", also in capitals ("LAWS OF THE STATE OF DELAWARE"); a
 # state named after "the United States and" is the one meant.
@@ -171,24 +174,17 @@ def contract_fields(lines: list[Line]) -> Extraction:
         if not any(_same_party(signer.value, v.value) for v in values):
             values.append(signer.to_value("parties"))
 
-    for em in _EFFECTIVE.finditer(text):
-        dates = find_dates(text[em.end(): em.end() + 40], dayfirst=False)
-        if dates and dates[0][0] == 0 and plausible(dates[0][2]):
-            s, e, d = dates[0]
-            effective = _span_value("effective_date", text[em.end() + s: em.end() + e], em.end() + s,
-                                    em.end() + e, index, SAME_LINE, value=d.isoformat())
-            effective.method = "effective_phrase"
-            values.append(effective)
-            break
-    else:
+    full, full_index = _joined(lines)
+    effective = _effective_date(text, index) or _signature_date(full, full_index)
+    if effective is None:
         dates = [d for d in find_dates(text, dayfirst=False) if plausible(d[2])]
         if dates:
             s, e, d = dates[0]
-            first = _span_value("effective_date", text[s:e], s, e, index, FALLBACK, value=d.isoformat())
-            first.method = "first_date"
-            values.append(first)
+            effective = _span_value("effective_date", text[s:e], s, e, index, FALLBACK, value=d.isoformat())
+            effective.method = "first_date"
+    if effective is not None:
+        values.append(effective)
 
-    full, full_index = _joined(lines)
     g = _governing_law(full)
     if g:
         name = g.group(1)
@@ -208,6 +204,43 @@ def contract_fields(lines: list[Line]) -> Extraction:
             values.append(term)
             break
     return Extraction(doc_type=DocType.CONTRACT, values=values)
+
+
+def _effective_date(text: str, index: list[tuple[int, Line]]) -> ExtractedValue | None:
+    """The date after "effective as of", "dated", "entered into as of" ... An agreement "dated
+    as of October 15 and effective as of September 20 (the "Effective Date")" takes effect on
+    the date it names as effective, so that one wins over the first."""
+    found = []
+    for em in _EFFECTIVE.finditer(text):
+        dates = find_dates(text[em.end(): em.end() + 40], dayfirst=False)
+        if dates and dates[0][0] == 0 and plausible(dates[0][2]):
+            s, e, d = dates[0]
+            named = em.group(0).lower().startswith("effective") or bool(
+                _NAMED_EFFECTIVE.match(text, em.end() + e))
+            found.append((not named, em.end() + s, em.end() + e, d))
+    if not found:
+        return None
+    _, start, end, d = min(found, key=lambda f: (f[0], f[1]))
+    value = _span_value("effective_date", text[start:end], start, end, index, SAME_LINE, value=d.isoformat())
+    value.method = "effective_phrase"
+    return value
+
+
+def _signature_date(text: str, index: list[tuple[int, Line]]) -> ExtractedValue | None:
+    """With no effective date stated, the agreement takes effect when the last party signs:
+    the latest "Date: 9/4/12" / "Dated: January 27, 2016" of the signature blocks."""
+    found = []
+    for m in _SIGNED_ON.finditer(text):
+        dates = find_dates(text[m.end(): m.end() + 30], dayfirst=False)
+        if dates and dates[0][0] == 0 and plausible(dates[0][2]):
+            s, e, d = dates[0]
+            found.append((d, m.end() + s, m.end() + e))
+    if not found:
+        return None
+    d, start, end = max(found, key=lambda f: (f[0], -f[1]))
+    value = _span_value("effective_date", text[start:end], start, end, index, NEXT_LINE, value=d.isoformat())
+    value.method = "signature_date"
+    return value
 
 
 def _duration(number: str, unit: str) -> str:
