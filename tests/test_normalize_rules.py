@@ -499,6 +499,13 @@ def test_a_priced_order_under_a_contract_title_is_a_money_document():
     # A bare "for a period of" is a non-solicit or survival clause, not the agreement's term.
     (["You agree that, for a period of one (1) year from the date hereof, you will not solicit employees."],
      None),
+    # A "Duration." or "TERM AND TERMINATION" section states the term, survival wording or not.
+    (["5. Duration. The restrictions on use shall survive for a period of two (2) years."], "2_years"),
+    (["3. TERM AND TERMINATION The obligations of the Parties shall survive for a period of three (3) years."],
+     "3_years"),
+    # The duration the agreement defines as its term.
+    (["It shall apply to all information furnished for a period of one year following the Effective Date "
+      "(\u201cthe Term\u201d)."], "1_year"),
     # "The term of this Agreement shall be ..." states it outright, before a survival clause.
     (["The obligations with respect to Confidential Information shall extend for a period of five years.",
       "17. The term of this Agreement shall be one (1) year from the date hereof."], "1_year"),

@@ -110,8 +110,14 @@ _TERM_ENDS = re.compile(
     r"(?:full\s+force\s+and\s+)?effect)\s+(?:automatically\s+)?(?:for\s+)?(?:a\s+period\s+of\s+)?"
     r"(?:upon\s+the\s+)?" + _NUMBERS + r"\s*(?:\(\d+\)\s*)?(years?|months?|days?)\b", re.I)
 _DURATION = _NUMBERS + r"\s*(?:\(\d+\)\s*)?(years?|months?|days?)\b"
-# "17. Term. This letter agreement will terminate two (2) years from the date hereof."
-_TERM_HEADING = re.compile(r"(?i)\bterm(?:\s+of\s+(?:this\s+)?agreement)?\s*[.:]\s[^.]{0,200}?\b" + _DURATION)
+# "17. Term. This letter agreement will terminate two (2) years from the date hereof."; a
+# "5. Duration." or "3. TERM AND TERMINATION" section says the same.
+_TERM_HEADING = re.compile(
+    r"(?i:\bterm(?:\s+of\s+(?:this\s+)?agreement)?\s*[.:]|\bduration\s*[.:])\s[^.]{0,200}?\b(?i:" + _DURATION + ")"
+    r"|\b(?:TERM AND TERMINATION|Term and Termination)\b\.?\s[^.]{0,200}?\b(?i:" + _DURATION + ")")
+# "for a period of one year following the Effective Date ("the Term")": the duration the
+# agreement defines as its term.
+_NAMED_TERM = re.compile(r"(?i)\b" + _DURATION + r"[^.()]{0,60}\(\s*[\"“]?(?:the\s+)?[\"“]?(?:[a-z]+\s+)?term[\"”]?\s*\)")
 # "The term of this Agreement shall be one (1) year from the date hereof."
 _TERM_IS = re.compile(r"(?i)\bterm\s+of\s+this\s+(?:letter\s+)?agreement\s+(?:shall|will)\s+be\s+(?:for\s+)?"
                       r"(?:a\s+period\s+of\s+)?" + _DURATION)
@@ -190,16 +196,16 @@ def contract_fields(lines: list[Line]) -> Extraction:
         name = g.group(1)
         values.append(_span_value("jurisdiction", name, g.start(1), g.end(1), full_index, NEXT_LINE,
                                   value=name.title() if name.isupper() else name))  # "DELAWARE"
-    # The agreement's own duration: a "Term." section, else the agreement (or its obligations)
-    # ending N years on. A bare "for a period of one year" is a non-solicit or a survival
+    # The agreement's own duration: the one it defines as "the Term", a "Term." / "Duration."
+    # section, else the agreement (or its obligations) ending N years on. A bare "for a period of one year" is a non-solicit or a survival
     # clause more often than the term: on the 83 dev NDAs it was the labelled term 5 times
     # in 25, so it is not read as one.
-    for method, pattern in (("term_heading", _TERM_HEADING), ("term_is", _TERM_IS),
+    for method, pattern in (("named_term", _NAMED_TERM), ("term_heading", _TERM_HEADING), ("term_is", _TERM_IS),
                             ("agreement_ends", _AGREEMENT_ENDS), ("ends", _TERM_ENDS)):
         t = pattern.search(full)
         if t:
             term = _span_value("term", t.group(0), t.start(), t.end(), full_index, NEXT_LINE,
-                               value=_duration(*t.groups()[-2:]))
+                               value=_duration(*[g for g in t.groups() if g][-2:]))
             term.method = method
             values.append(term)
             break
