@@ -576,8 +576,24 @@ def test_an_agreement_without_an_effective_date_takes_its_last_signature_date(li
      "obligations set forth herein, both parties hereby agree as follows: 1. Definitions.", ["Galil Medical Inc."]),
     ("This Agreement is entered into between salesforce.com, inc. (the Company) and Patricia Sueltz (you). "
      "The parties agree.", ["salesforce.com, inc.", "Patricia Sueltz"]),
-    ("AGREEMENT BETWEEN AUSPEX AND TEVA, DATED MARCH 1, 2015 Exhibit 10.2 (this Agreement) and TEVA "
-     "PHARMACEUTICAL INDUSTRIES, LTD. (Teva).", ["AUSPEX AND TEVA", "TEVA PHARMACEUTICAL INDUSTRIES, LTD"]),
+    # A filing's title names the parties by short names; the clause after it names them in full.
+    ("AGREEMENT BETWEEN AUSPEX AND TEVA, DATED MARCH 1, 2015 Exhibit 10.2 This Agreement is entered into "
+     "between AUSPEX PHARMACEUTICALS, located at 3333 North Torrey Pines Court (Company), and TEVA "
+     "PHARMACEUTICAL INDUSTRIES, LTD., with a principal place of business in Israel.",
+     ["AUSPEX PHARMACEUTICALS", "TEVA PHARMACEUTICAL INDUSTRIES, LTD."]),
+    # The "and" of a description is not the one that names the second party.
+    ("This Agreement is made by and between Flexsteel Industries, Inc., a corporation organized and existing "
+     "under the laws of Minnesota (Flexsteel) on behalf of itself and its subsidiaries and Jerald K. Dittmer "
+     "(Employee).", ["Flexsteel Industries, Inc.", "Jerald K. Dittmer"]),
+    # An initial is no article, and a credential is no part of the name.
+    ("This Agreement is by and between Corus Pharma, Inc., a Delaware corporation (Company) and "
+     "A. Bruce Montgomery, M.D. (Employee).", ["Corus Pharma, Inc.", "A. Bruce Montgomery"]),
+    # One description after both names; a clause that names no one gives way to the next.
+    ("Whereas the parties wish to discuss a transaction between the parties relating to a possible business "
+     "relationship (the Purpose). This Agreement is entered into by and between Galil Medical, Inc., and "
+     "Perseon Corporation, a Delaware corporation.", ["Galil Medical, Inc.", "Perseon Corporation"]),
+    # A role is no name.
+    ("This Agreement is between the Bank and Employee.", []),
 ])
 def test_contract_parties_are_names_not_their_descriptions(opening, expected):
     from docingest.stages.extract import extract_fields

@@ -12,12 +12,17 @@ from schemas.fields import DocType
 from schemas.records import ExtractedValue, Extraction
 
 
-_BETWEEN = re.compile(
-    r"\b(?:between|among)\s*:?\s+(.{3,160}?)(?:\s*\(|,\s*a\s|,\s*an\s|,\s*having|,\s*with)"
-    # A sentence ends at ". ", but not after an initial ("Ronald A. Bucchi").
-    r".{0,400}?\band\s+(.{3,160}?)(?:\s*\(|,\s*a\s|,\s*an\s|,\s*having|,\s*with|(?<!\b[A-Z])\.\s)",
-    re.I | re.S,
-)
+# "between|among X (…) and Y (…)": where each name ends, its description or definition starts.
+_BETWEEN = re.compile(r"\b(?:between|among)\s*:?\s+", re.I)
+_FIRST_PARTY = re.compile(
+    r"(.{3,160}?)(?:\s*\(|,\s*a\s|,\s*an\s|,\s*having|,\s*with|(?<!\b[A-Z])\.\s)", re.I | re.S)
+_AND = re.compile(r"\band\s+", re.I)
+# A sentence ends at ". ", but not after an initial ("Ronald A. Bucchi").
+_SECOND_PARTY = re.compile(
+    r"(.{3,160}?)(?:\s*\(|,\s*a\s|,\s*an\s|,\s*having|,\s*with|(?<!\b[A-Z])\.\s)", re.I | re.S)
+_CLAUSES_TRIED = 3
+# "… AGREEMENT BETWEEN THE COMPANY AND BTMU, DATED …": two names in capitals joined by AND.
+_TITLE_PAIR = re.compile(r"[^a-z]*\bAND\b")
 # Where a party's name ends: its description follows ("…, existing under the laws of", "…, who
 # resides at", "…, its affiliates").
 _PARTY_TAIL = re.compile(
@@ -26,18 +31,24 @@ _PARTY_TAIL = re.compile(
     re.I | re.S)
 # Text a "between … and …" clause catches that is no party: a blank, a role, a clause.
 _NOT_A_PARTY = re.compile(
-    r"^(?:(?:its|any|each|all|a|an|the\s+laws|person|company\s+and|you|us|parties|gentlemen|dear)\b|"
+    # "A." is an initial ("A. Bruce Montgomery"); "a" followed by a word is an article.
+    r"^(?:(?:its|any|each|all|the\s+laws|person|company\s+and|you|us|parties|gentlemen|dear)\b|an?\s|"
+    # A role, not a name: "between the Bank and Employee", "the Disclosing Party".
+    r"(?:employee|employer|executive|recipient|discloser|consultant|bank)\b(?!\s+(?-i:[A-Z]))|"
+    r"(?:disclosing|receiving)\s+party\b|"
     r"company\W*(?:or|and)?\W*$|[\W_]*$)", re.I)
 
 
+_CREDENTIAL = re.compile(r",?\s+(?:M\.D\.|Ph\.D\.|Esq\.|J\.D\.)$")
 _COMPANY_FORM = re.compile(r"(?i)\b(?:inc|corp|corporation|llc|ltd|limited|l\.?p|n\.v|s\.a|gmbh|plc)\b")
-_ABBREVIATED = re.compile(r"\b(?:Inc|Corp|Ltd|Co|L\.P|N\.V|S\.A)$")
+_ABBREVIATED = re.compile(r"\b(?:Inc|Corp|Ltd|Co|L\.P|N\.V|S\.A)$", re.I)
 
 
 def _party_name(span: str) -> str | None:
     raw = re.sub(r"\s+", " ", span).strip(" ,;:\"“”")
     raw = re.sub(r"^(the\s+)", "", raw, flags=re.I)
     raw = _PARTY_TAIL.sub("", raw).strip(" ,;:\"“”")
+    raw = _CREDENTIAL.sub("", raw)  # "A. Bruce Montgomery, M.D." is A. Bruce Montgomery
     # A name starts with a capital or a digit ("3M Company"), or is a company's ("salesforce.com,
     # inc."); "rights and obligations set forth herein" or "myself and each of" is the clause
     # around the names.
@@ -158,20 +169,8 @@ def contract_fields(lines: list[Line]) -> Extraction:
     head = lines[:120]
     text, index = _joined(head)
 
-    m = _BETWEEN.search(text)
-    if m:
-        for group in (1, 2):
-            span = m.group(group)
-            if group == 2:
-                # "…, existing under the laws of Delaware, and John D. Thomas": the "and" that
-                # names the second party is the last one.
-                span = re.split(r",\s+and\s+", span)[-1]
-                if text[m.end(group): m.end(group) + 1] == "." and _ABBREVIATED.search(span):
-                    span += "."
-            raw = _party_name(span)
-            if raw:
-                start = m.start(group) + m.group(group).find(raw.split()[0])
-                values.append(_span_value("parties", raw, start, start + len(raw), index, NEXT_LINE))
+    for raw, start in _between_parties(text):
+        values.append(_span_value("parties", raw, start, start + len(raw), index, NEXT_LINE))
     # Letter agreements and "by and between" clauses that name only one side: the companies
     # above the signature lines ("ACME, INC." / "By: ____") are the others.
     for signer in _signing_companies(lines):
@@ -210,6 +209,61 @@ def contract_fields(lines: list[Line]) -> Extraction:
             values.append(term)
             break
     return Extraction(doc_type=DocType.CONTRACT, values=values)
+
+
+def _between_parties(text: str) -> list[tuple[str, int]]:
+    """The parties a "between … and …" clause names, with where each starts: the first of the
+    opening clauses that names two, else what the first one names. A filing's title in
+    capitals ("CONFIDENTIALITY AGREEMENT BETWEEN THE COMPANY AND BTMU, DATED …") uses short
+    names and is no such clause."""
+    clauses = [_clause_parties(text, b.end()) for b in list(_BETWEEN.finditer(text))[:_CLAUSES_TRIED]
+               if not _TITLE_PAIR.match(text, b.end(), b.end() + 60)]
+    return next((names for names in clauses if len(names) == 2), clauses[0] if clauses else [])
+
+
+def _clause_parties(text: str, at: int) -> list[tuple[str, int]]:
+    first = _FIRST_PARTY.match(text, at)
+    if first is None:
+        return []
+    # "between Galil Medical, Inc., and Perseon Corporation, a Delaware corporation": one
+    # description after both names.
+    pair = re.match(r"(.+?),?\s+(?i:and)\s+(.+)$", first.group(1), re.S)
+    spans = [(first.start(1), first.group(1))] if pair is None else [
+        (first.start(1) + pair.start(g), pair.group(g)) for g in (1, 2)]
+    if text[first.end(1): first.end(1) + 1] == "." and _ABBREVIATED.search(spans[-1][1]):
+        spans[-1] = (spans[-1][0], spans[-1][1] + ".")  # "… and DMI Furniture, Inc. RECITALS"
+    names: list[tuple[str, int]] = []
+    for start, span in spans:
+        if raw := _party_name(span):
+            names.append((raw, start + span.find(raw.split()[0])))
+    if pair is None:
+        names.extend(n for n in _second_party(text, first.end())
+                     if not any(_same_party(n[0], m[0]) for m in names))
+    return names
+
+
+def _second_party(text: str, after: int) -> list[tuple[str, int]]:
+    """The party after the "and" that names it. An "and" inside a description ("organized and
+    existing under the laws of Minnesota", "on behalf of itself and its subsidiaries") is
+    followed by lower-case words, so the next "and" is tried: "… and Jerald K. Dittmer"."""
+    for n, a in enumerate(_AND.finditer(text, after, after + 400)):
+        follows = text[a.end()]
+        if n and not follows.isupper():
+            if follows.islower():
+                continue
+            return []
+        second = _SECOND_PARTY.match(text, a.end())
+        if second is None:
+            return []
+        # "…, existing under the laws of Delaware, and John D. Thomas": the last "and" names him.
+        span = re.split(r",\s+and\s+", second.group(1))[-1]
+        if text[second.end(1): second.end(1) + 1] == "." and _ABBREVIATED.search(span):
+            span += "."
+        if raw := _party_name(span):
+            return [(raw, second.start(1) + second.group(1).find(raw.split()[0]))]
+        if not follows.islower():
+            return []
+    return []
 
 
 def _effective_date(text: str, index: list[tuple[int, Line]]) -> ExtractedValue | None:
