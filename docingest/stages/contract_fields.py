@@ -247,10 +247,10 @@ def _second_party(text: str, after: int) -> list[tuple[str, int]]:
     existing under the laws of Minnesota", "on behalf of itself and its subsidiaries") is
     followed by lower-case words, so the next "and" is tried: "… and Jerald K. Dittmer"."""
     for n, a in enumerate(_AND.finditer(text, after, after + 400)):
-        follows = text[a.end()]
+        follows = text[a.end(): a.end() + 1]  # "" when the text ends there
+        if n and follows.islower():
+            continue  # still inside the description
         if n and not follows.isupper():
-            if follows.islower():
-                continue
             return []
         second = _SECOND_PARTY.match(text, a.end())
         if second is None:

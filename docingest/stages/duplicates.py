@@ -142,8 +142,9 @@ def check_duplicates(results: list[DocumentResult], prior: list[PriorDocument]) 
 def _original_of(r: DocumentResult, prior_by_id: dict[str, PriorDocument],
                  prior_by_key: dict[Key, list[PriorDocument]], originals: dict[Key, DocumentResult],
                  accepted_here: set[str]) -> _Original | None:
-    """The document ``r`` repeats, if any: the same bytes published from another path, else the
-    earliest published document with its vendor + number, else its group's original here."""
+    """The document ``r`` repeats, if any: the same bytes published from another path, else a
+    published document with its vendor + number (an accepted one first, then the earliest),
+    else its group's original in this run."""
     same_bytes = prior_by_id.get(r.doc_id)
     if same_bytes is not None and set(same_bytes.source_paths) - set(r.source_paths):
         return _prior_original(same_bytes, "same bytes as")
