@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from docingest.errors import RunError
@@ -177,21 +178,47 @@ def published_rows(out: Path, table: str, columns: list[str] | None = None) -> l
 
 
 def prior_documents(out: Path) -> list[PriorDocument]:
-    """What earlier published runs hold, for the duplicate checks."""
+    """What earlier published runs hold, for the duplicate checks: each document once, as its
+    latest published run read it, with every path it was published from. Nightly runs over a
+    folder publish the same documents night after night, so the history is reduced in Arrow
+    before any Python object is made."""
+    docs = _published_table(out, "documents", ["doc_id", "source_paths", "run_id", "status"])
+    if docs is None:
+        return []
+    docs = docs.filter(pc.is_valid(docs["doc_id"]))
+    latest = docs.group_by("doc_id").aggregate([("run_id", "max")])
+    latest = pa.table({"doc_id": latest["doc_id"], "run_id": latest["run_id_max"]})
+    current = docs.select(["doc_id", "run_id", "status"]).join(latest, keys=["doc_id", "run_id"], join_type="inner")
+    paths_column = docs["source_paths"]
+    paths = pa.table({
+        "doc_id": pc.take(docs["doc_id"], pc.list_parent_indices(paths_column)),
+        "path": pc.list_flatten(paths_column),
+    }).group_by("doc_id").aggregate([("path", "distinct")])
+    paths_by_doc = dict(zip(paths["doc_id"].to_pylist(), paths["path_distinct"].to_pylist()))
+
     values: dict[str, dict[str, list[str]]] = {}
-    for f in published_rows(out, "fields", ["doc_id", "doc_type", "field_name", "value", "value_raw"]):
-        if f["doc_type"] in ("invoice", "receipt") and f["field_name"] != "key_values":
+    fields = _published_table(out, "fields", ["doc_id", "doc_type", "field_name", "value", "value_raw", "run_id"])
+    if fields is not None:
+        wanted = pc.and_(pc.is_in(fields["doc_type"], pa.array(["invoice", "receipt"])),
+                         pc.not_equal(fields["field_name"], "key_values"))
+        fields = fields.filter(wanted).join(latest, keys=["doc_id", "run_id"], join_type="inner")
+        for f in fields.select(["doc_id", "field_name", "value", "value_raw"]).to_pylist():
             values.setdefault(f["doc_id"], {}).setdefault(f["field_name"], []).append(f["value"] or f["value_raw"])
     prior = []
-    for d in published_rows(out, "documents", ["doc_id", "source_paths", "run_id", "status"]):
-        if not d["doc_id"]:
-            continue
+    for d in current.to_pylist():
         read = {name: sorted(v) for name, v in values.get(d["doc_id"], {}).items()}
         prior.append(PriorDocument(
-            doc_id=d["doc_id"], source_paths=d["source_paths"] or [], run_id=d["run_id"], status=d["status"],
-            vendor_name=(read.get("vendor_name") or [None])[0],
+            doc_id=d["doc_id"], source_paths=sorted(paths_by_doc.get(d["doc_id"]) or []), run_id=d["run_id"],
+            status=d["status"], vendor_name=(read.get("vendor_name") or [None])[0],
             invoice_number=(read.get("invoice_number") or [None])[0], values=read))
     return prior
+
+
+def _published_table(out: Path, table: str, columns: list[str]) -> pa.Table | None:
+    files = sorted(out.glob(f"{table}/run_date=*/part-*.parquet"))
+    if not files:
+        return None
+    return pa.concat_tables([pq.read_table(f, columns=columns) for f in files], promote_options="default")
 
 
 def _atomic_write(path: Path, write) -> None:

@@ -193,9 +193,15 @@ def test_published_runs_are_read_back_with_status_and_values(tmp_path):
 
     first, second = _invoice("a"), _invoice("b", status=Status.NEEDS_REVIEW)
     OutputWriter(tmp_path, "r1", "2026-11-22").write_tables(rows_for([first, second], "r1"))
+    # The next night publishes "a" again, now from a second path too: still one document.
+    again = _invoice("a")
+    again.source_paths = ["/in/a.pdf", "/in/moved/a.pdf"]
+    OutputWriter(tmp_path, "r2", "2026-11-23").write_tables(rows_for([again], "r2"))
     prior = {p.doc_id: p for p in prior_documents(tmp_path)}
+    assert len(prior_documents(tmp_path)) == 2
     assert prior["a"].status == "accepted" and prior["b"].status == "needs_review"
     assert prior["a"].values == read_values(first) and prior["a"].invoice_number == "R-a"
+    assert prior["a"].run_id == "r2" and prior["a"].source_paths == ["/in/a.pdf", "/in/moved/a.pdf"]
     copy = _invoice("c", number="R-a")
     check_duplicates([copy], list(prior.values()))
     assert copy.status == Status.DUPLICATE and copy.duplicate_of == "a"
