@@ -171,10 +171,8 @@ def run_table_rows(out: Path, table: str, run_id: str) -> list[dict[str, Any]]:
 
 def published_rows(out: Path, table: str, columns: list[str] | None = None) -> list[dict[str, Any]]:
     """Every published run's rows of a table (quarantined runs are not published)."""
-    rows: list[dict[str, Any]] = []
-    for f in sorted(out.glob(f"{table}/run_date=*/part-*.parquet")):
-        rows.extend(pq.read_table(f, columns=columns).to_pylist())
-    return rows
+    published = _published_table(out, table, columns)
+    return published.to_pylist() if published is not None else []
 
 
 def prior_documents(out: Path) -> list[PriorDocument]:
@@ -214,7 +212,7 @@ def prior_documents(out: Path) -> list[PriorDocument]:
     return prior
 
 
-def _published_table(out: Path, table: str, columns: list[str]) -> pa.Table | None:
+def _published_table(out: Path, table: str, columns: list[str] | None) -> pa.Table | None:
     files = sorted(out.glob(f"{table}/run_date=*/part-*.parquet"))
     if not files:
         return None

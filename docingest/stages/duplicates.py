@@ -94,13 +94,8 @@ def check_duplicates(results: list[DocumentResult], prior: list[PriorDocument]) 
     """Add a ``duplicates.invoice`` rule result to every invoice/receipt. A copy that re-issues
     an accepted original field for field becomes ``duplicate``; any other copy goes to review.
     Returns the same list, updated in place."""
-    # A file re-processed night after night is one document with several published rows.
-    prior_by_id: dict[str, PriorDocument] = {}
-    for p in sorted(prior, key=lambda p: p.run_id):
-        seen = prior_by_id.get(p.doc_id)
-        prior_by_id[p.doc_id] = p if seen is None else p.model_copy(update={
-            "source_paths": sorted(set(seen.source_paths) | set(p.source_paths)),
-            "status": Status.ACCEPTED.value if Status.ACCEPTED.value in (seen.status, p.status) else p.status})
+    # One entry per document (``writer.prior_documents`` folds the nights a file was re-published).
+    prior_by_id = {p.doc_id: p for p in prior}
     prior_by_key: dict[Key, list[PriorDocument]] = defaultdict(list)
     # An accepted one first: that is the copy a re-issue is compared with.
     for p in sorted(prior_by_id.values(), key=lambda p: (p.status != Status.ACCEPTED.value, p.run_id, p.doc_id)):
@@ -114,11 +109,11 @@ def check_duplicates(results: list[DocumentResult], prior: list[PriorDocument]) 
     accepted_here = {r.doc_id for r in checked if r.status == Status.ACCEPTED}
     for r in checked:
         original = _original_of(r, prior_by_id, prior_by_key, originals, accepted_here)
-        notes = [f"same bytes under {len(r.source_paths)} paths in this run: one document"] \
-            if len(r.source_paths) > 1 else []
         if original is None:
+            several = f"same bytes under {len(r.source_paths)} paths in this run: one document; " \
+                if len(r.source_paths) > 1 else ""
             r.rule_results.append(RuleResult(rule_id=RULE_ID, severity=Severity.ERROR, passed=True,
-                                             message="; ".join(notes + ["no duplicate found"])))
+                                             message=several + "no duplicate found"))
             continue
         same = _fold(read_values(r)) == _fold(original.values)
         if original.accepted and same and r.status == Status.ACCEPTED:
