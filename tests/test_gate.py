@@ -148,6 +148,8 @@ def test_one_copy_of_an_invoice_in_a_run_is_the_original_and_its_re_issues_are_d
         assert copies[i].duplicate_of is None
     assert "fields differ" in rule["x5"].message and "fields differ" in rule["x3"].message
     assert "duplicate of x2" in rule["x1"].message and "duplicate of x2" in rule["x3"].message
+    # x1 reads like its accepted original; what holds it is its own checks, and it says so.
+    assert "this copy fails its own checks" in rule["x1"].message
     # With no accepted copy the first by path is the original; the rest still name it, and are
     # reviewed even when they read the same.
     assert rule["y1"].passed and not rule["y2"].passed and "duplicate of y1" in rule["y2"].message

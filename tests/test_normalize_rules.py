@@ -50,6 +50,33 @@ def test_a_space_groups_thousands_only_before_a_decimal_comma():
     assert [str(v) for _, _, v in find_amounts("Montant TTC 1 234,56 €")] == ["1234.56"]
 
 
+def test_two_amounts_printed_without_a_space_are_both_read():
+    from docingest.stages.normalize import find_amounts
+
+    def read(text):
+        return [str(v) for _, _, v in find_amounts(text)]
+
+    # No number has two decimal commas: the only reading is two amounts of two decimals each.
+    assert read("Steuerbetrag 163,16183,14") == ["163.16", "183.14"]
+    assert read("Tax 1,020.0012.50 total") == ["1020.00", "12.50"]
+    # A single number, an id, and a thousands-grouped amount stay as they were.
+    assert read("Summe 1.163,40") == ["1163.40"]
+    assert read("Ref A12,3445,67") == []
+    assert read("Betrag 12,345") == ["12345"]
+
+
+def test_a_tax_printed_in_two_currencies_still_adds_the_subtotal_up_to_the_gross_total():
+    from docingest.stages.extract import extract_fields
+
+    # The tax in the invoice's and the booking currency, glued; the gross label kerned apart;
+    # a prepayment leaves less to pay than the invoice's total.
+    ex = extract_fields([_receipt_page([
+        "Werkzeug Nord GmbH", "Rechnung Nr. 90210 vom 02.04.2024", "Rechnungssumme ohne USt. 400,00",
+        "Steuerbetrag 76,0068,40", "Br uttosumme 476,00", "Erhaltene Anzahlungen -100,00",
+        "Zahlbetrag 376,00"])], DocType.INVOICE)
+    assert (ex.get("subtotal").value, ex.get("tax").value, ex.get("total").value) == ("400.00", "76.00", "476.00")
+
+
 def test_a_date_that_opens_a_period_is_not_the_issue_date():
     from docingest.stages.extract import extract_fields
 
@@ -301,6 +328,9 @@ def test_an_accepted_document_with_a_withheld_labelled_field_is_not_counted_righ
     (["Beschreibung Nettopreis Menge USt. Betrag", "Trennblätter", "A4", "9,9000 20 Stk 19 % 198,00",
       "Summe 198,00"], [("Trennblätter A4", "20", "9.90", "198.00")]),
     (["Description Qty Unit Amount", "Widget 2 x 4.50 9.00", "Total 9.00"], [("Widget", "2", "4.50", "9.00")]),
+    # Both whole: the price is the one printed with decimals, not the smaller number.
+    (["Beschreibung Nettopreis Menge USt. Betrag", "Pils 20/0500 12,0000 15 Stk 19 % 180,00",
+      "Summe 180,00"], [("Pils 20/0500", "15", "12.00", "180.00")]),
 ])
 def test_line_items_read_quantity_price_and_amount(lines, expected):
     from docingest.stages.extract import extract_fields
@@ -379,6 +409,28 @@ def _table_page(rows: list[list[tuple[float, str]]]):
                                   confidence=1.0, line=i))
                 x += 0.01 * len(token) + 0.004
     return PageText(page=1, source=TextSource.TEXT_LAYER, words=words)
+
+
+def test_a_party_block_reads_its_own_column_not_the_invoice_details_beside_it():
+    from docingest.stages.extract import extract_fields
+    from schemas.fields import DocType
+
+    page = _table_page([
+        [(0.06, "Rechnungsersteller")],
+        [(0.08, "Nordlicht Papier GmbH")],
+        [(0.08, "Hafenweg 4"), (0.60, "RECHNUNG")],
+        [(0.08, "24103 Kiel"), (0.60, "Rechnungsnummer"), (0.90, "5521")],
+        [(0.08, "Deutschland"), (0.60, "Rechnungsdatum"), (0.88, "02.05.2024")],
+        [(0.60, "Leistungsdatum"), (0.88, "30.04.2024")],
+        [(0.06, "Rechnungsempfänger")],
+        # A label and its value sit a column apart; that is one row of the block.
+        [(0.08, "Name:"), (0.40, "Werft Süd AG")],
+        [(0.08, "Gesamtbetrag 119,00 EUR")],
+    ])
+    ex = extract_fields([page], DocType.INVOICE)
+    assert ex.get("vendor_name").value == "Nordlicht Papier GmbH"
+    assert ex.get("vendor_address").value == "Hafenweg 4 24103 Kiel Deutschland"
+    assert ex.get("customer_name").value == "Werft Süd AG"
 
 
 def test_a_header_row_label_takes_the_cell_under_it_and_a_contract_number_beats_an_order_number():

@@ -122,8 +122,12 @@ def check_duplicates(results: list[DocumentResult], prior: list[PriorDocument]) 
                 f"re-issue of {original.doc_id}: {original.how}, accepted there; every field reads the same, "
                 "so it is not loaded again")))
             continue
-        why = ("every field reads the same, but the original was not accepted" if same
-               else "its fields differ from the original's")
+        if not same:
+            why = "its fields differ from the original's"
+        elif not original.accepted:
+            why = "every field reads the same, but the original was not accepted"
+        else:
+            why = "every field reads the same, but this copy fails its own checks"
         r.rule_results.append(RuleResult(rule_id=RULE_ID, severity=Severity.ERROR, passed=False,
                                          message=f"duplicate of {original.doc_id}: {original.how}; {why}"))
         reason = f"rule_failed:{RULE_ID}"

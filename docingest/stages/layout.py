@@ -63,3 +63,33 @@ def document_lines(pages: list[PageText]) -> list[Line]:
                 Line(page.page, len(lines), words, " ".join(parts), starts, page.source)
             )
     return lines
+
+
+# Between two columns of a page there is more room than between two words of one column: a
+# tenth of the page width (words of an address line sit 0.01-0.02 apart).
+COLUMN_GAP = 0.1
+
+
+def column_of(line: Line, left: float, next_column: float | None = None,
+              slack: float = 0.03) -> tuple[Line, float | None]:
+    """The part of ``line`` in the column starting at ``left`` (a page fraction), and where the
+    next column to its right starts. The column's words run from the first one at or right of
+    ``left`` up to a gap as wide as a column gap (one after a label, "Name:      Lieferant GmbH",
+    joins a label to its value), or up to ``next_column`` when an earlier row found it."""
+    words: list[Word] = []
+    for w in line.words:
+        if w.bbox[0] < left - slack:
+            continue
+        if next_column is not None and w.bbox[0] >= next_column - slack:
+            break
+        if words and w.bbox[0] - words[-1].bbox[2] > COLUMN_GAP and not words[-1].text.endswith(":"):
+            next_column = w.bbox[0]
+            break
+        words.append(w)
+    if len(words) == len(line.words):
+        return line, next_column
+    starts, pos = [], 0
+    for w in words:
+        starts.append(pos)
+        pos += len(w.text) + 1
+    return Line(line.page, line.index, words, " ".join(w.text for w in words), starts, line.source), next_column

@@ -120,6 +120,10 @@ def _quantity_and_price(factors: list[Decimal], amount: Decimal) -> tuple[Decima
                 a_whole, b_whole = a == a.to_integral_value(), b == b.to_integral_value()
                 if a_whole != b_whole:
                     return (a, b) if a_whole else (b, a)
+                # "12,0000 15 Stk": a price is printed with its decimals even when it is whole.
+                a_count, b_count = a.as_tuple().exponent >= 0, b.as_tuple().exponent >= 0
+                if a_count != b_count:
+                    return (a, b) if a_count else (b, a)
                 return min(a, b), max(a, b)  # both whole: the quantity is usually the smaller
     if factors and abs(factors[-1] - amount) <= Decimal("0.005"):
         return Decimal(1), factors[-1]

@@ -152,13 +152,27 @@ def format_amount(value: Decimal) -> str:
     return f"{quantized:f}"
 
 
+# Two amounts the text layer printed without a space between them ("Steuerbetrag 163,16183,14":
+# the tax in two currencies). No single number has two decimal commas, so where each part has
+# exactly two decimals the split is the only reading. Grouping must agree with the separator.
+_GLUED_AMOUNTS = [
+    re.compile(rf"(?<![\w.,])({part})({part})(?![\w.,])")
+    for part in (r"(?:(?!0\d)(?:\d{1,3}(?:\.\d{3})+|\d+)|0),\d{2}", r"(?:(?!0\d)(?:\d{1,3}(?:,\d{3})+|\d+)|0)\.\d{2}")
+]
+
+
 def find_amounts(text: str) -> list[tuple[int, int, Decimal]]:
+    text = text.replace("\u00a0", " ")
     out = []
-    for m in AMOUNT_RE.finditer(text.replace("\u00a0", " ")):
+    for m in AMOUNT_RE.finditer(text):
         value = _to_decimal(m[2], negative=bool(m[1].strip()) or m[3].endswith("-"))
         if value is not None:
             out.append((m.start(2), m.end(2), value))
-    return out
+    for glued in _GLUED_AMOUNTS:
+        for m in glued.finditer(text):
+            if not any(s < m.end() and m.start() < e for s, e, _ in out):
+                out += [(m.start(g), m.end(g), _to_decimal(m[g])) for g in (1, 2)]
+    return sorted(out)
 
 
 _NUMBER_TOKEN = re.compile(r"-?\d{1,3}(?:[,.']\d{3})+(?:[.,]\d{1,4})?|-?\d+(?:[.,]\d{1,4})?")

@@ -15,7 +15,7 @@ from docingest.stages.labels import (
     after_label,
     name_finder,
 )
-from docingest.stages.layout import Line
+from docingest.stages.layout import Line, column_of
 from docingest.stages.normalize import clean_address, find_amounts
 
 _NOISE_LINE = re.compile(
@@ -92,11 +92,18 @@ def party_block(lines: list[Line], header: re.Pattern[str]) -> tuple[Candidate, 
         if not header.match(line.text.strip()):
             continue
         body = []
+        left = line.words[0].bbox[0] if line.words else 0.0
+        next_column = None
         for nxt in lines[i + 1: i + 12]:
-            text = nxt.text.strip()
-            if nxt.page != line.page or _SELLER_BLOCK.match(text) or BUYER_BLOCK.match(text):
+            if nxt.page != line.page:
                 break
-            if _BLOCK_SKIP.match(text):
+            # The block is a column: what a row prints to its right (the invoice's number and
+            # date beside the address) belongs to another block.
+            nxt, next_column = column_of(nxt, left, next_column)
+            text = nxt.text.strip()
+            if _SELLER_BLOCK.match(text) or BUYER_BLOCK.match(text):
+                break
+            if not text or _BLOCK_SKIP.match(text):
                 continue
             body.append(nxt)
         name_lines: list[Line] = []
