@@ -12,7 +12,11 @@ classify, fields, optional line_items / key_values). Scores:
   re-issue of an accepted invoice that reads the same field for field, recorded but not
   loaded again). ``accepted_rate`` counts the accepted ones alone;
 * accepted-precision: share of those automated documents whose type (when scored) and every
-  labelled field are right. A duplicate is scored on its own labels like an accepted one.
+  labelled field are right. A duplicate is scored on its own labels like an accepted one;
+* line items, on the documents whose labels list them: an item read is right when its amount,
+  quantity and unit price equal a labelled item's (descriptions wrap and are not compared);
+  precision / recall / F1 over items, and the documents read exactly (every item, none extra)
+  or not at all.
 """
 
 from __future__ import annotations
@@ -139,6 +143,7 @@ class Report:
     per_field: dict[str, dict[str, Any]] = field(default_factory=dict)
     confusion: dict[str, dict[str, int]] = field(default_factory=dict)
     calibration: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    line_items: dict[str, dict[str, Any]] = field(default_factory=dict)
     run_id: str = ""
 
     def to_json(self) -> dict[str, Any]:
@@ -147,7 +152,7 @@ class Report:
             "wall_seconds": self.seconds, "documents": self.documents, "overall": self.overall,
             "per_set": self.per_set, "per_field": self.per_field,
             "classification_confusion": self.confusion,
-            "calibration": self.calibration,
+            "calibration": self.calibration, "line_items": self.line_items,
         }
 
     def render_text(self) -> str:
@@ -177,6 +182,15 @@ class Report:
         for name, sc in self.per_field.items():
             lines.append(f"{name:<18}{sc['precision']:>7.3f}{sc['recall']:>7.3f}{sc['f1']:>7.3f}"
                          f"{sc['tp']:>6}{sc['fp']:>6}{sc['fn']:>6}")
+        if self.line_items:
+            lines.append("")
+            lines.append("line items (right: amount, quantity and unit price equal a labelled item's)")
+            lines.append(f"{'set':<24}{'docs':>6}{'exact':>7}{'none':>6}{'P':>7}{'R':>7}{'F1':>7}"
+                         f"{'tp':>6}{'fp':>6}{'fn':>6}")
+            for name, li in sorted(self.line_items.items()):
+                lines.append(f"{name:<24}{li['documents']:>6}{li['exact']:>7}{li['none_read']:>6}"
+                             f"{li['precision']:>7.3f}{li['recall']:>7.3f}{li['f1']:>7.3f}"
+                             f"{li['tp']:>6}{li['fp']:>6}{li['fn']:>6}")
         lines.append("")
         types = sorted({t for row in self.confusion.values() for t in row} | set(self.confusion))
         lines.append("confusion (rows: labelled, columns: predicted)")
@@ -335,6 +349,44 @@ def score(labels: list[dict[str, Any]], documents: list[dict[str, Any]],
     return overall, per_set, per_field, {k: dict(v) for k, v in confusion.items()}
 
 
+def _number(value: Any) -> Decimal | None:
+    try:
+        return Decimal(str(value)).normalize() if value not in (None, "") else None
+    except InvalidOperation:
+        return None
+
+
+def _item_key(item: dict[str, Any]) -> tuple[Decimal | None, ...]:
+    return tuple(_number(item.get(k)) for k in ("quantity", "unit_price", "amount"))
+
+
+def score_line_items(labels: list[dict[str, Any]], documents: list[dict[str, Any]],
+                     line_items: list[dict[str, Any]], base: Path) -> dict[str, dict[str, Any]]:
+    """Line items per source set (and ``overall``) on the documents whose labels list them."""
+    docs_by_path = {str(Path(p).resolve()): d for d in documents for p in (d["source_paths"] or [d["source_path"]])}
+    read: dict[str, Counter] = defaultdict(Counter)
+    for item in line_items:
+        read[item["doc_id"]][_item_key(item)] += 1
+    counts: dict[str, Counter] = defaultdict(Counter)
+    for label in labels:
+        if not label.get("line_items"):
+            continue
+        doc = docs_by_path.get(str((base / label["path"]).resolve()))
+        expected = Counter(_item_key(item) for item in label["line_items"])
+        got = read.get(doc["doc_id"], Counter()) if doc else Counter()
+        tp = sum((expected & got).values())
+        for name in (label["source_set"], "overall"):
+            c = counts[name]
+            c["documents"] += 1
+            c["exact"] += int(expected == got)
+            c["none_read"] += int(not got)
+            c["tp"] += tp
+            c["fp"] += sum(got.values()) - tp
+            c["fn"] += sum(expected.values()) - tp
+    return {name: {"documents": c["documents"], "exact": c["exact"], "none_read": c["none_read"],
+                   **Counts(c["tp"], c["fp"], c["fn"]).scores()} for name, c in counts.items()}
+
+
 # The report's buckets: the 0.9 edge is the one that matters (>= 0.9 must be >= 90% right).
 REPORT_EDGES = (0.0, 0.5, 0.7, 0.8, 0.9, 1.0001)
 
@@ -415,9 +467,10 @@ def run_evaluation(labels_path: Path, out: Path, settings: Settings, limit: int 
     fields = run_table_rows(out, "fields", summary.run_id)
     overall, per_set, per_field, confusion = score(labels, documents, fields, base)
     observations = calibration_observations(labels, documents, fields, base)
+    items = score_line_items(labels, documents, run_table_rows(out, "line_items", summary.run_id), base)
     report = Report(labels=str(labels_path), out=str(out), seconds=seconds, documents=len(labels),
                     overall=overall, per_set=per_set, per_field=per_field, confusion=confusion,
-                    calibration=calibration_report(observations), run_id=summary.run_id)
+                    calibration=calibration_report(observations), line_items=items, run_id=summary.run_id)
     if fit_calibration is not None:
         from docingest.stages.calibrate import fit_table, write_table
 

@@ -117,3 +117,34 @@ def test_score_counts_why_documents_went_to_review_per_set(tmp_path):
         {"reason": "low_field_confidence:key_values", "documents": 1, "only_reason": 0},
         {"reason": "low_field_confidence:total", "documents": 1, "only_reason": 0},
     ]
+
+
+def test_line_items_are_scored_on_their_numbers_per_set(tmp_path):
+    from docingest.evaluate import score_line_items
+
+    def item(q, p, a):
+        return {"description": "wrapped\ntext", "quantity": q, "unit_price": p, "amount": a}
+
+    labels = [
+        {"path": "a.pdf", "source_set": "s", "line_items": [item("15", "12.00", "180.00"), item("2", "29.10", "58.20")]},
+        {"path": "b.pdf", "source_set": "s", "line_items": [item("1", "5.00", "5.00")]},
+        {"path": "c.pdf", "source_set": "t", "line_items": [item("3", "1.00", "3.00")]},
+        {"path": "d.pdf", "source_set": "t"},  # no line items labelled: not scored
+    ]
+    documents = [{"doc_id": n, "source_path": str(tmp_path / f"{n}.pdf"), "source_paths": None} for n in "abcd"]
+    read = [
+        # a: one right (as stored: numbers, trailing zeros), quantity and price swapped on the other.
+        {"doc_id": "a", "quantity": 15.0, "unit_price": 12.0, "amount": 180.0},
+        {"doc_id": "a", "quantity": "29.1", "unit_price": "2", "amount": "58.20"},
+        {"doc_id": "b", "quantity": "1", "unit_price": "5", "amount": "5.00"},  # exact
+        {"doc_id": "d", "quantity": "1", "unit_price": "1", "amount": "1.00"},  # unlabelled document
+    ]  # c: nothing read
+    scores = score_line_items(labels, documents, read, tmp_path)
+    assert scores["s"] == {"documents": 2, "exact": 1, "none_read": 0, "precision": 0.6667, "recall": 0.6667,
+                           "f1": 0.6667, "tp": 2, "fp": 1, "fn": 1}
+    assert scores["t"]["documents"] == 1 and scores["t"]["none_read"] == 1 and scores["t"]["fn"] == 1
+    assert scores["overall"]["tp"] == 2 and scores["overall"]["fn"] == 2 and scores["overall"]["documents"] == 3
+    text = Report(labels="l", out="o", seconds=1.0, documents=4, overall={
+        "classification_accuracy": None, "automation_rate": None, "accepted_precision": None, "accepted": 0,
+        "duplicates": 0, "failed": 0}, line_items=scores).render_text()
+    assert "line items" in text and "0.667" in text

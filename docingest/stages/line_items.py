@@ -1,4 +1,5 @@
-"""Line items: rows under an item header whose numbers multiply to the row's amount."""
+"""Line items: rows under an item header whose numbers multiply to the row's amount, or a till
+receipt's counted rows."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import re
 from decimal import Decimal
 
 from docingest.stages.layout import Line
-from docingest.stages.normalize import find_amounts, format_amount, parse_number
+from docingest.stages.normalize import find_amounts, format_amount, normalize_currency, parse_number
 from schemas.records import LineItem
 
 
@@ -24,6 +25,38 @@ _ITEM_UNIT = re.compile(
 
 
 def line_items(lines: list[Line]) -> list[LineItem]:
+    """The item table's rows, or where a document prints no item header (a till receipt), its
+    counted rows ("2 x ROTI GARDENIA 8.40")."""
+    return _table_rows(lines) or _counted_rows(lines)
+
+
+# "2 x ROTI GARDENIA 8.40": a count, the description, and the row's amount with its cents.
+# ("5 x RM 12.50" under a description is a count and a unit price: no word of three letters.)
+_COUNTED_ROW = re.compile(r"^\s*(\d{1,3})\s*[xX×]\s+(.*?[^\W\d_]{3}.*?)\s+(-?\d[\d.,]*[.,]\d\d)\s*$")
+
+
+def _counted_rows(lines: list[Line]) -> list[LineItem]:
+    """Rows that open with a count and end with their amount, up to the totals. The unit price
+    is the amount over the count when that comes out in whole cents."""
+    items: list[LineItem] = []
+    for line in lines:
+        if items and _ITEM_TABLE_END.search(line.text):
+            break
+        m = _COUNTED_ROW.match(line.text)
+        amount = parse_number(m.group(3)) if m else None
+        if m is None or amount is None or int(m.group(1)) == 0 or normalize_currency(m.group(2)):
+            continue
+        qty = Decimal(m.group(1))
+        unit = amount / qty
+        items.append(LineItem(
+            line_no=len(items) + 1, description=m.group(2).strip(), quantity=_plain(qty),
+            unit_price=format_amount(unit) if unit == unit.quantize(Decimal("0.01")) else None,
+            amount=format_amount(amount), page=line.page, confidence=0.85,
+        ))
+    return items
+
+
+def _table_rows(lines: list[Line]) -> list[LineItem]:
     """Rows after an item header: a description, then numbers of which two multiply to the
     row's amount (quantity x unit price). The amount may sit alone on the next line."""
     items: list[LineItem] = []
