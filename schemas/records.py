@@ -166,6 +166,12 @@ class Extraction(BaseModel):
     doc_type: DocType
     values: list[ExtractedValue] = Field(default_factory=list)
     line_items: list[LineItem] = Field(default_factory=list)
+    # A sum printed on the document outside the item rows that they add up to ("Positionssumme
+    # 457,20"), as the reader found it: document-level charges and discounts may put the
+    # subtotal elsewhere, and the line-sum rule checks the items against this too.
+    line_items_sum: str | None = None
+    # Why item rows that were read are not delivered (they add up to no printed sum).
+    line_items_withheld: str | None = None
     # A credit note ("Gutschrift", "avoir") legitimately carries negative amounts.
     credit_note: bool = False
 

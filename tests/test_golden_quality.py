@@ -22,7 +22,7 @@ F1_FLOORS = {
     "vendor_name": 0.88, "vendor_address": 0.77, "key_values": 0.92,
 }
 
-LINE_ITEM_F1_FLOOR = 0.95  # items whose amount, quantity and unit price are right
+LINE_ITEM_F1_FLOOR = 0.93  # items whose amount, quantity and unit price are right
 
 
 @pytest.fixture(scope="module")
@@ -48,8 +48,10 @@ def scores(golden):
 def test_line_items_do_not_drop(golden):
     labels, rows, base = golden
     items = score_line_items(labels, rows["documents"], rows["line_items"], base)["overall"]
-    # 9 labelled documents; OCR misreads one amount of the German scan ("99,50" as "90,00").
-    assert items["documents"] == 9 and items["exact"] >= 8 and items["f1"] >= LINE_ITEM_F1_FLOOR, items
+    # 9 labelled documents. OCR misreads one amount of the German scan ("99,50" as "90,00"), so
+    # its rows add up to no printed sum and are withheld: nothing wrong is delivered.
+    assert items["documents"] == 9 and items["exact"] >= 8 and items["fp"] == 0, items
+    assert items["f1"] >= LINE_ITEM_F1_FLOOR, items
 
 
 def test_classification_is_perfect_on_the_samples(scores):

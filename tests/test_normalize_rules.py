@@ -320,7 +320,9 @@ def test_an_accepted_document_with_a_withheld_labelled_field_is_not_counted_righ
 @pytest.mark.parametrize("lines, expected", [
     # The amount alone on the next line, a four-decimal unit price, a unit and a tax rate.
     (["Beschreibung Nettopreis Menge Steuersatz Nettobetrag", "1 Trennblätter A4 9,9000 20 Stk 19 %", "198,00",
-      "Umsatzsteuer (S) 198,00 19 37,62"], [("Trennblätter A4", "20", "9.90", "198.00")]),
+      "Umsatzsteuer (S) 198,00 19 37,62", "Gesamtbetrag 235,62"], []),
+    (["Beschreibung Nettopreis Menge Steuersatz Nettobetrag", "1 Trennblätter A4 9,9000 20 Stk 19 %", "198,00",
+      "Umsatzsteuer (S) 198,00 19 37,62", "Summe netto 198,00"], [("Trennblätter A4", "20", "9.90", "198.00")]),
     # The quantity printed before the description.
     (["Menge Produkt USt. Preis Gesamtbetrag", "400,00 Luftballon: Bunt, ca. 500ml 19% 0,79 € 316,00 €",
       "Nettobetrag: 316,00 €"], [("Luftballon: Bunt, ca. 500ml", "400", "0.79", "316.00")]),
@@ -342,6 +344,39 @@ def test_line_items_read_quantity_price_and_amount(lines, expected):
 
     items = extract_fields([_receipt_page(lines)], DocType.INVOICE).line_items
     assert [(i.description, i.quantity, i.unit_price, i.amount) for i in items] == expected
+
+
+def test_item_rows_are_delivered_only_when_they_add_up_to_a_printed_sum():
+    from docingest.stages.extract import extract_fields
+    from schemas.fields import DocType
+
+    header = "Beschreibung Nettopreis Menge Steuer Betrag"
+
+    def read(rows):
+        ex = extract_fields([_receipt_page(["Werkhaus GmbH", header, *rows])], DocType.INVOICE)
+        results = {r.rule_id: r for r in apply_rules(ex, RoutingThresholds(), TODAY)}
+        return ex, [(i.description, i.quantity, i.amount) for i in ex.line_items], results
+
+    # Items add up to the printed item sum; discounts put the subtotal elsewhere: the line-sum
+    # rule passes on the printed item sum.
+    ex, items, results = read(["Schrauben 2,00 10 Stk 19 % VAT (S) 20,00", "Dübel 1,50 4 Stk 19 % VAT (S) 6,00",
+                               "Positionssumme 26,00", "Rabatt -1,00", "Nettobetrag 25,00", "MwSt 19 % 4,75",
+                               "Bruttosumme 29,75"])
+    assert items == [("Schrauben", "10", "20.00"), ("Dübel", "4", "6.00")]
+    assert ex.line_items_sum == "26.00" and results["amounts.total_eq_line_sum"].passed
+    assert "line_items.withheld" not in results
+    # A row priced once stays when it makes the rows add up ...
+    _, items, _ = read(["Schrauben 2,00 10 Stk 20,00", "Anfahrtspauschale 1 45,00", "Nettobetrag 65,00"])
+    assert items == [("Schrauben", "10", "20.00"), ("Anfahrtspauschale", None, "45.00")]
+    # ... and goes when the rows that verify themselves add up without it (a deposit line).
+    _, items, _ = read(["Schrauben 2,00 10 Stk 20,00", "Kaution 2 99,00", "Nettobetrag 20,00"])
+    assert items == [("Schrauben", "10", "20.00")]
+    # A table read in part (a rounded price hides a row) is withheld, with a warning that says so.
+    ex, items, results = read(["Schrauben 2,00 10 Stk 20,00", "Strom 0,05 10000 KWH 52,00", "Nettobetrag 72,00"])
+    assert items == [] and ex.line_items_withheld is not None
+    warning = results["line_items.withheld"]
+    assert not warning.passed and warning.severity.value == "warning" and "20.00" in warning.message
+    assert "amounts.total_eq_line_sum" not in results
 
 
 def test_a_column_of_form_labels_is_no_customer_and_an_order_number_says_so():

@@ -238,9 +238,11 @@ def financial_fields(lines: list[Line], doc_type: DocType) -> Extraction:
         if address is not None:
             values.append(address.to_value("vendor_address"))
 
-    items = line_items(lines)
+    table = line_items(lines)
     credit_note = any(_CREDIT_NOTE.search(line.text) for line in lines[:40])
-    return Extraction(doc_type=doc_type, values=values, line_items=items, credit_note=credit_note)
+    return Extraction(doc_type=doc_type, values=values, line_items=table.items, credit_note=credit_note,
+                      line_items_sum=format_amount(table.printed_sum) if table.printed_sum is not None else None,
+                      line_items_withheld=table.withheld)
 
 
 # A title near the top that names the document a credit note.

@@ -4,6 +4,7 @@ receipt's counted rows."""
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from decimal import Decimal
 
 from docingest.stages.layout import Line
@@ -18,16 +19,32 @@ _ITEM_HEADER = re.compile(r"\b(description|item|article|artikel|bezeichnung|qty|
 # Where an item table ends: its totals, or the tax breakdown printed under it.
 _ITEM_TABLE_END = re.compile(
     r"(?i)\b(sub\s*-?total|total|summe|gesamt|netto|tax|vat|gst|mwst|ust)\b|umsatzsteuer|steueraufschl")
+_ROW_TAX = re.compile(r"(?i)\d+(?:[.,]\d+)?\s*%\s*(?:vat|ust\.?|mwst\.?)(?:\s*\([a-z]{1,2}\))?")
 # Words printed between an item's numbers: units ("20 Stk", "3 Std", "2 x") and currencies.
 _ITEM_UNIT = re.compile(
     r"(?i)^(x|stk\.?|st\.?|stück|std\.?|h|hrs?|pcs?\.?|pce|ea|each|units?|kg|g|l|m|m2|m²|"
-    r"[$€£]|eur|usd|gbp|rm|myr)$")
+    r"[$€£]|eur|usd|gbp|rm|myr|vat|ust\.?|mwst\.?|\([a-z]{1,2}\)|"
+    # UN/ECE unit codes of e-invoices: H87 (piece), C62 (one), HUR (hour), KGM, MTR, LTR.
+    r"[a-z]\d{2}|hur|kgm|mtr|ltr)$")
 
 
-def line_items(lines: list[Line]) -> list[LineItem]:
+Row = tuple[LineItem, set[int]]  # an item and the indices of the lines it was read from
+
+
+@dataclass(frozen=True)
+class ItemTable:
+    items: list[LineItem]
+    # The sum printed outside the rows that they add up to ("Positionssumme 457,20").
+    printed_sum: Decimal | None = None
+    # Why rows that were read are not delivered, when they are not.
+    withheld: str | None = None
+
+
+def line_items(lines: list[Line]) -> ItemTable:
     """The item table's rows, or where a document prints no item header (a till receipt), its
-    counted rows ("2 x ROTI GARDENIA 8.40")."""
-    return _table_rows(lines) or _counted_rows(lines)
+    counted rows ("2 x ROTI GARDENIA 8.40"); delivered only when they add up to a sum the
+    document prints outside them."""
+    return _checked(_table_rows(lines) or _counted_rows(lines), lines)
 
 
 # "2 x ROTI GARDENIA 8.40": a count, the description, and the row's amount with its cents.
@@ -35,10 +52,10 @@ def line_items(lines: list[Line]) -> list[LineItem]:
 _COUNTED_ROW = re.compile(r"^\s*(\d{1,3})\s*[xX×]\s+(.*?[^\W\d_]{3}.*?)\s+(-?\d[\d.,]*[.,]\d\d)\s*$")
 
 
-def _counted_rows(lines: list[Line]) -> list[LineItem]:
+def _counted_rows(lines: list[Line]) -> list[Row]:
     """Rows that open with a count and end with their amount, up to the totals. The unit price
     is the amount over the count when that comes out in whole cents."""
-    items: list[LineItem] = []
+    items: list[Row] = []
     for line in lines:
         if items and _ITEM_TABLE_END.search(line.text):
             break
@@ -48,18 +65,18 @@ def _counted_rows(lines: list[Line]) -> list[LineItem]:
             continue
         qty = Decimal(m.group(1))
         unit = amount / qty
-        items.append(LineItem(
+        items.append((LineItem(
             line_no=len(items) + 1, description=m.group(2).strip(), quantity=_plain(qty),
             unit_price=format_amount(unit) if unit == unit.quantize(Decimal("0.01")) else None,
             amount=format_amount(amount), page=line.page, confidence=0.85,
-        ))
+        ), {line.index}))
     return items
 
 
-def _table_rows(lines: list[Line]) -> list[LineItem]:
+def _table_rows(lines: list[Line]) -> list[Row]:
     """Rows after an item header: a description, then numbers of which two multiply to the
     row's amount (quantity x unit price). The amount may sit alone on the next line."""
-    items: list[LineItem] = []
+    items: list[Row] = []
     in_table = False
     for i, line in enumerate(lines):
         if _ITEM_HEADER.search(line.text) and len(find_amounts(line.text)) == 0:
@@ -67,7 +84,8 @@ def _table_rows(lines: list[Line]) -> list[LineItem]:
             continue
         if not in_table:
             continue
-        if _ITEM_TABLE_END.search(line.text):
+        # A row's own tax rate ("19 % VAT (S)") does not end the table; a totals or tax line does.
+        if _ITEM_TABLE_END.search(_ROW_TAX.sub(" ", line.text)):
             in_table = False
             continue
         description, numbers = _item_row(line.text)
@@ -96,13 +114,43 @@ def _table_rows(lines: list[Line]) -> list[LineItem]:
             if description is None:
                 continue
         confidence = 0.85 if qty is not None else 0.5
-        items.append(LineItem(
+        items.append((LineItem(
             line_no=len(items) + 1, description=description,
             quantity=_plain(qty) if qty is not None else None,
             unit_price=_plain_price(unit) if unit is not None else None,
             amount=format_amount(amount), page=line.page, confidence=confidence,
-        ))
+        ), {line.index, nxt.index} if lone is not None else {line.index}))
     return items
+
+
+# Lines that print a sum: totals, subtotals, "Positionssumme", "Jumlah".
+_SUM_LINE = re.compile(r"(?i)total|summe|gesamt|netto|betrag|amount|jumlah|montant")
+
+
+def _checked(rows: list[Row], lines: list[Line]) -> ItemTable:
+    """Rows are delivered when they add up to a sum the document prints outside them (the
+    items' own sum, the subtotal or the total), so that loaded items always reconcile with their
+    invoice. A row whose numbers do not multiply out (no quantity found) may be an item priced
+    once ("BRAISED PORK 14.00") or a discount, a deposit or a bank line read as one: when all
+    rows do not add up, the rows that verify themselves are tried alone. A table that does not
+    add up either way was read in part (a row with a rounded price, a row the reader missed)
+    and is withheld with the reason, not delivered as if complete."""
+    if not rows:
+        return ItemTable([])
+    used = set().union(*(where for _, where in rows))
+    sums = {abs(v) for line in lines if line.index not in used and _SUM_LINE.search(line.text)
+            for _, _, v in find_amounts(line.text)}
+    items = [item for item, _ in rows]
+    verified = [item for item in items if item.quantity is not None]
+    for candidate in (items, verified):
+        total = sum((Decimal(item.amount) for item in candidate if item.amount), Decimal(0))
+        if candidate and total in sums:
+            renumbered = [item.model_copy(update={"line_no": n}) for n, item in enumerate(candidate, 1)]
+            return ItemTable(renumbered, printed_sum=total)
+    total = sum((Decimal(item.amount) for item in items if item.amount), Decimal(0))
+    return ItemTable([], withheld=(
+        f"{len(items)} item rows read ({len(verified)} with quantity x price = amount) add up to "
+        f"{format_amount(total)}, which no sum on the document matches: not delivered"))
 
 
 def _description_above(lines: list[Line], index: int) -> str | None:

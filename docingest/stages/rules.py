@@ -49,17 +49,31 @@ def total_equals_line_sum(ex: Extraction, th: RoutingThresholds, today: date) ->
         target, label = _amount(ex, "total"), "total"
     if target is None:
         return []
-    # The line sum may be net (before tax) or gross: either matching is a pass.
+    # The line sum may be net (before tax) or gross: either matching is a pass. So is a sum of
+    # the items the document prints itself, before its document-level charges and discounts.
     candidates = {target}
     total = _amount(ex, "total")
     if total is not None:
         candidates.add(total)
+    printed = Decimal(ex.line_items_sum) if ex.line_items_sum else None
+    if printed is not None:
+        candidates.add(printed)
     tolerance = Decimal(str(th.amount_tolerance)) * max(1, len(amounts))
     ok = any(abs(line_sum - c) <= tolerance for c in candidates)
+    also = f" (items sum printed as {printed})" if printed is not None else ""
     return [RuleResult(
         rule_id="amounts.total_eq_line_sum", severity=Severity.ERROR, passed=ok,
-        message=f"sum of {len(amounts)} line amounts {line_sum} vs {label} {target}",
+        message=f"sum of {len(amounts)} line amounts {line_sum} vs {label} {target}{also}",
     )]
+
+
+def line_items_delivered(ex: Extraction, th: RoutingThresholds, today: date) -> list[RuleResult]:
+    """Item rows that were read but add up to no printed sum are not delivered; a warning says
+    so (the document's own totals are checked by the amount rules; a reviewer sees the note)."""
+    if ex.line_items_withheld is None:
+        return []
+    return [RuleResult(rule_id="line_items.withheld", severity=Severity.WARNING, passed=False,
+                       message=ex.line_items_withheld)]
 
 
 def dates_plausible(ex: Extraction, th: RoutingThresholds, today: date) -> list[RuleResult]:
@@ -184,6 +198,7 @@ def required_fields_present(ex: Extraction, th: RoutingThresholds, today: date) 
 RULES: list[Rule] = [
     total_equals_subtotal_plus_tax,
     total_equals_line_sum,
+    line_items_delivered,
     dates_plausible,
     currency_valid,
     due_not_before_issue,
