@@ -371,6 +371,9 @@ def test_item_rows_are_delivered_only_when_they_add_up_to_a_printed_sum():
     # ... and goes when the rows that verify themselves add up without it (a deposit line).
     _, items, _ = read(["Schrauben 2,00 10 Stk 20,00", "Kaution 2 99,00", "Nettobetrag 20,00"])
     assert items == [("Schrauben", "10", "20.00")]
+    # A credit note's rows add up to its negative sum.
+    _, items, _ = read(["Rücknahme Schrauben 2,00 -10 Stk -20,00", "Nettobetrag -20,00"])
+    assert items == [("Rücknahme Schrauben", "-10", "-20.00")]
     # A table read in part (a rounded price hides a row) is withheld, with a warning that says so.
     ex, items, results = read(["Schrauben 2,00 10 Stk 20,00", "Strom 0,05 10000 KWH 52,00", "Nettobetrag 72,00"])
     assert items == [] and ex.line_items_withheld is not None

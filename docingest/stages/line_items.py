@@ -144,7 +144,7 @@ def _checked(rows: list[Row], lines: list[Line]) -> ItemTable:
     verified = [item for item in items if item.quantity is not None]
     for candidate in (items, verified):
         total = sum((Decimal(item.amount) for item in candidate if item.amount), Decimal(0))
-        if candidate and total in sums:
+        if candidate and abs(total) in sums:  # a credit note prints its sums with or without a sign
             renumbered = [item.model_copy(update={"line_no": n}) for n, item in enumerate(candidate, 1)]
             return ItemTable(renumbered, printed_sum=total)
     total = sum((Decimal(item.amount) for item in items if item.amount), Decimal(0))
