@@ -453,6 +453,16 @@ def _table_page(rows: list[list[tuple[float, str]]]):
     return PageText(page=1, source=TextSource.TEXT_LAYER, words=words)
 
 
+def test_a_letterhead_address_ends_with_its_country():
+    from docingest.stages.extract import extract_fields
+    from schemas.fields import DocType
+
+    ex = extract_fields([_receipt_page([
+        "KEDAI BUKU MAJU SDN BHD", "No 8, Jalan 7/118B, Desa Tun Razak", "56000 Kuala Lumpur, Malaysia",
+        "MIDVALLEY BRANCH", "Receipt No: 1234", "TOTAL 12.00"])], DocType.RECEIPT)
+    assert ex.get("vendor_address").value == "No 8, Jalan 7/118B, Desa Tun Razak 56000 Kuala Lumpur, Malaysia"
+
+
 def test_a_party_block_reads_its_own_column_not_the_invoice_details_beside_it():
     from docingest.stages.extract import extract_fields
     from schemas.fields import DocType

@@ -140,6 +140,11 @@ def party_block(lines: list[Line], header: re.Pattern[str]) -> tuple[Candidate, 
     return None
 
 
+_COUNTRY_END = re.compile(
+    r"(?i)\b(malaysia|singapore|indonesia|thailand|deutschland|germany|france|österreich|austria|"
+    r"schweiz|switzerland|united\s+kingdom|united\s+states|usa)\s*\.?\s*$")
+
+
 # A registration number printed after the name: "99 SPEED MART S/B (519537-X)".
 _REG_TAIL = re.compile(r"[\s(]*\(?\s*\d{4,}\s*[-·.]?\s*[A-Z]\s*\)?\s*$")
 
@@ -264,6 +269,8 @@ def find_vendor(lines: list[Line]) -> tuple[Candidate, Candidate | None] | None:
             if _ADDRESS_STOP.search(nxt.text) or _NOISE_LINE.match(nxt.text):
                 break
             address_lines.append(nxt)
+            if _COUNTRY_END.search(nxt.text):
+                break  # an address ends with its country; a branch name may follow it
         address = None
         if address_lines:
             joined = " ".join(l.text for l in address_lines)
