@@ -334,6 +334,10 @@ def test_an_accepted_document_with_a_withheld_labelled_field_is_not_counted_righ
     # the amount over the count. "05 X RM 12.50" under a description is no row of its own.
     (["KEDAI MAJU", "1 x TEH O 2.50", "3 x ROTI BAKAR 7.50", "05 X RM 12.50", "TOTAL 10.00", "2 x SEBAB 1.00"],
      [("TEH O", "1", "2.50", "2.50"), ("ROTI BAKAR", "3", "2.50", "7.50")]),
+    # A column title wrapped under the header ("Positions- / betrag / ohne / USt.") is no table end.
+    (["Beschreibung Nettopreis Menge USt.", "Positions-", "betrag", "ohne", "USt.",
+      "Trennblätter A4 9,9000 20 Stk 19 % 198,00", "Rechnungssumme ohne USt. 198,00"],
+     [("Trennblätter A4", "20", "9.90", "198.00")]),
     # Both whole: the price is the one printed with decimals, not the smaller number.
     (["Beschreibung Nettopreis Menge USt. Betrag", "Pils 20/0500 12,0000 15 Stk 19 % 180,00",
       "Summe 180,00"], [("Pils 20/0500", "15", "12.00", "180.00")]),

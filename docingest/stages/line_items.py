@@ -78,14 +78,17 @@ def _table_rows(lines: list[Line]) -> list[Row]:
     row's amount (quantity x unit price). The amount may sit alone on the next line."""
     items: list[Row] = []
     in_table = False
+    header_end = -1
     for i, line in enumerate(lines):
         if _ITEM_HEADER.search(line.text) and len(find_amounts(line.text)) == 0:
-            in_table = True
+            in_table, header_end = True, i
             continue
         if not in_table:
             continue
         # A row's own tax rate ("19 % VAT (S)") does not end the table; a totals or tax line does.
         if _ITEM_TABLE_END.search(_ROW_TAX.sub(" ", line.text)):
+            if i <= header_end + 4 and not find_amounts(line.text):
+                continue  # a wrapped column title under the header ("Positions- / betrag / ohne / USt.")
             in_table = False
             continue
         description, numbers = _item_row(line.text)
@@ -138,8 +141,9 @@ def _checked(rows: list[Row], lines: list[Line]) -> ItemTable:
     if not rows:
         return ItemTable([])
     used = set().union(*(where for _, where in rows))
+    # Money is printed with its cents: "7 %" or "Seite 1" on a totals line is no sum.
     sums = {abs(v) for line in lines if line.index not in used and _SUM_LINE.search(line.text)
-            for _, _, v in find_amounts(line.text)}
+            for start, end, v in find_amounts(line.text) if re.search(r"[.,]\d\d$", line.text[start:end])}
     items = [item for item, _ in rows]
     verified = [item for item in items if item.quantity is not None]
     for candidate in (items, verified):
