@@ -50,6 +50,7 @@ def rows_for(results: list[DocumentResult], run_id: str) -> dict[str, list[dict[
             "review_reasons": r.review_reasons, "error_count": len(r.errors),
             "duration_ms": r.duration_ms,
             "credit_note": bool(r.extraction and r.extraction.credit_note),
+            "line_items_sum": _dec(r.extraction.line_items_sum) if r.extraction else None,
             "vlm_requests": r.vlm_usage.requests, "vlm_cache_hits": r.vlm_usage.cache_hits,
             "vlm_prompt_tokens": r.vlm_usage.prompt_tokens,
             "vlm_completion_tokens": r.vlm_usage.completion_tokens,

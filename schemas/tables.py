@@ -9,7 +9,8 @@ import pyarrow as pa
 # 4: + fields.method (additive).
 # 5: + fields.withheld (additive): optional values below the bar, read but not asserted.
 # 6: + documents.duplicate_of (additive) and the status value "duplicate".
-CONTRACT_VERSION = "6"
+# 7: + documents.line_items_sum (additive).
+CONTRACT_VERSION = "7"
 
 _TS = pa.timestamp("us", tz="UTC")
 # Line-item numbers are exact decimals in the warehouse, never floats.
@@ -32,6 +33,9 @@ TABLES: dict[str, pa.Schema] = {
         ("error_count", pa.int32()),
         ("duration_ms", pa.float64()),
         ("credit_note", pa.bool_()),  # negative amounts are legitimate on a credit note
+        # The items' own sum as printed ("Positionssumme"), which the line items add up to; before
+        # document-level charges and discounts, so it may differ from the subtotal.
+        ("line_items_sum", _DEC),
         ("vlm_requests", pa.int32()),
         ("vlm_cache_hits", pa.int32()),
         ("vlm_prompt_tokens", pa.int64()),

@@ -65,6 +65,24 @@ def test_corrections_are_rechecked_by_the_rules_and_keep_the_original():
     assert [r["fields"]["total"] for r in labels] == ["119.00"]
 
 
+def test_the_recheck_knows_the_items_printed_sum_and_a_credit_note():
+    from docingest.review.apply import blocking, recheck
+
+    # The items add up to their printed sum (108.00); a discount puts the subtotal at 100.00.
+    items = [{"line_no": 1, "description": "x", "quantity": Decimal("2.000000"), "unit_price": Decimal("54.000000"),
+              "amount": Decimal("108.000000"), "page": 1, "confidence": 0.85}]
+    decision = _decision("a", ReviewAction.CORRECTED, total="119.00")
+    row = {**_doc("a"), "credit_note": False, "line_items_sum": Decimal("108.000000")}
+    assert blocking(recheck(decision, items, RoutingThresholds(), date(2026, 11, 23), row)) == []
+    broken = blocking(recheck(decision, items, RoutingThresholds(), date(2026, 11, 23), {**row, "line_items_sum": None}))
+    assert [r.rule_id for r in broken] == ["amounts.total_eq_line_sum"]
+    # A reviewed credit note keeps its negative amounts legitimate.
+    credit = _decision("a", ReviewAction.APPROVED, subtotal="-100.00", tax="-19.00", total="-119.00")
+    assert blocking(recheck(credit, [], RoutingThresholds(), date(2026, 11, 23), {**row, "credit_note": True})) == []
+    assert [r.rule_id for r in blocking(recheck(credit, [], RoutingThresholds(), date(2026, 11, 23), row))] == [
+        "amounts.non_negative"]
+
+
 def test_removed_and_added_values_are_both_recorded():
     curated = _merge({"a": _decision("a", ReviewAction.CORRECTED, total="119.00", currency="",
                                      due_date="2026-10-31")})

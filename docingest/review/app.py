@@ -189,7 +189,7 @@ def create_app(out: Path, token: str | None = None, reviewer: str = "reviewer",
         if kind != ReviewAction.REJECTED and not data.get("force"):
             # Say now what apply-reviews would say later: approved values that break a rule
             # would leave the document in review.
-            broken = blocking(recheck(decision, view.line_items, thresholds, date.today()))
+            broken = blocking(recheck(decision, view.line_items, thresholds, date.today(), view.document))
             if broken:
                 context = _document_context(view, decision.reviewer, log, tables)
                 context.update(errors=[f"{r.rule_id}: {r.message}" for r in broken], offer_force=True,

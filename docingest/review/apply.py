@@ -53,7 +53,7 @@ def merge_reviews(
         else:
             doc_type = decision.doc_type
             out["fields"].extend(_reviewed_field_rows(base, doc, original, decision))
-            results = recheck(decision, rows.get("line_items", []), thresholds, today)
+            results = recheck(decision, rows.get("line_items", []), thresholds, today, doc)
             for r in results:
                 out["rule_results"].append({**base, "rule_id": r.rule_id, "severity": r.severity.value,
                                             "passed": r.passed, "message": r.message, "evaluated_on": REVIEW_SOURCE})
@@ -117,16 +117,17 @@ def _reviewed_field_rows(base, doc, original: list[dict], decision: ReviewDecisi
 
 
 def recheck(decision: ReviewDecision, line_items: list[dict[str, Any]], thresholds: RoutingThresholds,
-            today: date) -> list[RuleResult]:
-    """The business rules on the reviewed values (with the extracted line items)."""
-    return apply_rules(_extraction(decision, line_items), thresholds, today)
+            today: date, document: dict[str, Any]) -> list[RuleResult]:
+    """The business rules on the reviewed values, with the extracted line items and what the
+    document row says about them (a credit note; the items' printed sum)."""
+    return apply_rules(_extraction(decision, line_items, document), thresholds, today)
 
 
 def blocking(results: list[RuleResult]) -> list[RuleResult]:
     return [r for r in results if not r.passed and r.severity == Severity.ERROR]
 
 
-def _extraction(decision: ReviewDecision, line_items: list[dict[str, Any]]) -> Extraction:
+def _extraction(decision: ReviewDecision, line_items: list[dict[str, Any]], document: dict[str, Any]) -> Extraction:
     doc_type = DocType(decision.doc_type)
     values = [
         ExtractedValue(field_name=v.field_name, key=v.key, value_raw=v.value_raw, value=v.value,
@@ -137,7 +138,9 @@ def _extraction(decision: ReviewDecision, line_items: list[dict[str, Any]]) -> E
                       quantity=_dec(li["quantity"]), unit_price=_dec(li["unit_price"]),
                       amount=_dec(li["amount"]), page=li["page"], confidence=li["confidence"] or 0.0)
              for li in line_items]
-    return Extraction(doc_type=doc_type, values=values, line_items=items)
+    return Extraction(doc_type=doc_type, values=values, line_items=items,
+                      credit_note=bool(document.get("credit_note")),
+                      line_items_sum=_dec(document.get("line_items_sum")))
 
 
 def _dec(value) -> str | None:
