@@ -341,6 +341,11 @@ def test_an_accepted_document_with_a_withheld_labelled_field_is_not_counted_righ
     # Both whole: the price is the one printed with decimals, not the smaller number.
     (["Beschreibung Nettopreis Menge USt. Betrag", "Pils 20/0500 12,0000 15 Stk 19 % 180,00",
       "Summe 180,00"], [("Pils 20/0500", "15", "12.00", "180.00")]),
+    # The number printed before a unit is the quantity, even when it is not whole ("6,5 Stk").
+    (["Beschreibung Nettopreis Menge USt. Betrag", "Kilometer 2,0000 6,5 Stk 7 % 13,00",
+      "Summe 13,00"], [("Kilometer", "6.5", "2.00", "13.00")]),
+    (["Description Qty Unit Amount", "Hosting 100,0000 Stk 5,0000 500,00", "Total 500,00"],
+     [("Hosting", "100", "5.00", "500.00")]),
 ])
 def test_line_items_read_quantity_price_and_amount(lines, expected):
     from docingest.stages.extract import extract_fields
@@ -378,8 +383,13 @@ def test_item_rows_are_delivered_only_when_they_add_up_to_a_printed_sum():
     # A credit note's rows add up to its negative sum.
     _, items, _ = read(["Rücknahme Schrauben 2,00 -10 Stk -20,00", "Nettobetrag -20,00"])
     assert items == [("Rücknahme Schrauben", "-10", "-20.00")]
-    # A table read in part (a rounded price hides a row) is withheld, with a warning that says so.
-    ex, items, results = read(["Schrauben 2,00 10 Stk 20,00", "Strom 0,05 10000 KWH 52,00", "Nettobetrag 72,00"])
+    # A row whose rounded price does not multiply out ("0,05 x 10000 KWH" for 52,00) keeps its
+    # amount without a quantity, because it makes the rows add up.
+    _, items, _ = read(["Schrauben 2,00 10 Stk 20,00", "Strom 0,05 10000 KWH 52,00", "Nettobetrag 72,00"])
+    assert items == [("Schrauben", "10", "20.00"), ("Strom", None, "52.00")]
+    # A table read in part (a row with only its amount is not read as a row) is withheld, with
+    # a warning that says so.
+    ex, items, results = read(["Schrauben 2,00 10 Stk 20,00", "Strom 52,00", "Nettobetrag 72,00"])
     assert items == [] and ex.line_items_withheld is not None
     warning = results["line_items.withheld"]
     assert not warning.passed and warning.severity.value == "warning" and "20.00" in warning.message

@@ -20,12 +20,14 @@ _ITEM_HEADER = re.compile(r"\b(description|item|article|artikel|bezeichnung|qty|
 _ITEM_TABLE_END = re.compile(
     r"(?i)\b(sub\s*-?total|total|summe|gesamt|netto|tax|vat|gst|mwst|ust)\b|umsatzsteuer|steueraufschl")
 _ROW_TAX = re.compile(r"(?i)\d+(?:[.,]\d+)?\s*%\s*(?:vat|ust\.?|mwst\.?)(?:\s*\([a-z]{1,2}\))?")
-# Words printed between an item's numbers: units ("20 Stk", "3 Std", "2 x") and currencies.
-_ITEM_UNIT = re.compile(
-    r"(?i)^(x|stk\.?|st\.?|stück|std\.?|h|hrs?|pcs?\.?|pce|ea|each|units?|kg|g|l|m|m2|m²|"
-    r"[$€£]|eur|usd|gbp|rm|myr|vat|ust\.?|mwst\.?|\([a-z]{1,2}\)|"
-    # UN/ECE unit codes of e-invoices: H87 (piece), C62 (one), HUR (hour), KGM, MTR, LTR.
+# Units a quantity is counted in ("20 Stk", "3 Std", "2 x"), with the UN/ECE codes of e-invoices:
+# H87 (piece), C62 (one), HUR (hour), KGM, MTR, LTR, KWH. The number before one is the quantity.
+_QUANTITY_UNIT = re.compile(
+    r"(?i)^(x|stk\.?|st\.?|stück|std\.?|h|hrs?|pcs?\.?|pce|ea|each|units?|kg|g|l|m|m2|m²|kwh|"
     r"[a-z]\d{2}|hur|kgm|mtr|ltr)$")
+# Other words printed between an item's numbers: currencies and the tax a rate names with its
+# category ("19 % VAT (S)").
+_ITEM_UNIT = re.compile(r"(?i)^([$€£]|eur|usd|gbp|rm|myr|vat|ust\.?|mwst\.?|\([a-z]{1,2}\))$")
 
 
 Row = tuple[LineItem, set[int]]  # an item and the indices of the lines it was read from
@@ -91,7 +93,7 @@ def _table_rows(lines: list[Line]) -> list[Row]:
                 continue  # a wrapped column title under the header ("Positions- / betrag / ohne / USt.")
             in_table = False
             continue
-        description, numbers = _item_row(line.text)
+        description, numbers, counted = _item_row(line.text)
         if not numbers:
             continue
         nxt = lines[i + 1] if i + 1 < len(lines) else None
@@ -102,7 +104,7 @@ def _table_rows(lines: list[Line]) -> list[Row]:
             amount, factors = numbers[-1], numbers[:-1]
         else:
             continue
-        qty, unit = _quantity_and_price(factors, amount)
+        qty, unit = _quantity_and_price(factors, amount, counted)
         # A quantity may be printed before the description ("400,00 Luftballon ... 0,79 316,00").
         leading = re.match(r"(\S+)\s+(?=\D)", description)
         if qty is None and leading and (first := parse_number(leading.group(1))) is not None:
@@ -170,12 +172,15 @@ def _description_above(lines: list[Line], index: int) -> str | None:
     return None
 
 
-def _item_row(text: str) -> tuple[str, list[Decimal]]:
-    """Split a row into its description and the run of numbers at its end. Tax rates ("19 %")
-    and units ("Stk") in the run are skipped; numbers inside the description ("Paper A4",
-    "2 Nächte Hotel") are not part of the run. A leading position number is dropped."""
+def _item_row(text: str) -> tuple[str, list[Decimal], Decimal | None]:
+    """Split a row into its description, the run of numbers at its end, and the number printed
+    before a unit ("100,0000 Stk."), which is the quantity. Tax rates ("19 %"), units and
+    currencies in the run are skipped; numbers inside the description ("Paper A4", "2 Nächte
+    Hotel") are not part of the run. A leading position number is dropped."""
     tokens = text.split()
     numbers: list[Decimal] = []
+    counted: Decimal | None = None
+    after_unit = False
     end = len(tokens)
     while end > 0:
         token = tokens[end - 1]
@@ -183,22 +188,35 @@ def _item_row(text: str) -> tuple[str, list[Decimal]]:
             end -= 2  # a tax rate
         elif token.endswith("%") and parse_number(token[:-1]) is not None:
             end -= 1
+        elif _QUANTITY_UNIT.match(token):
+            end -= 1
+            after_unit = True
+            continue
         elif _ITEM_UNIT.match(token):
             end -= 1
         elif (value := parse_number(token)) is not None:
             numbers.insert(0, value)
+            if after_unit and counted is None:
+                counted = value
             end -= 1
         else:
             break
+        after_unit = False
     description = re.sub(r"^\d{1,3}\s+(?=\D)", "", " ".join(tokens[:end])).strip(" -:x")
     if not description and numbers and numbers[0] == numbers[0].to_integral_value() and len(numbers) >= 4:
         numbers = numbers[1:]  # "2 5,5000 50 Stk 7 % 275,00": the first is the position
-    return description, numbers
+    return description, numbers, counted
 
 
-def _quantity_and_price(factors: list[Decimal], amount: Decimal) -> tuple[Decimal | None, Decimal | None]:
-    """The two numbers whose product is the amount; the whole one is the quantity. A lone
-    number equal to the amount is a unit price with quantity 1."""
+def _quantity_and_price(factors: list[Decimal], amount: Decimal,
+                        counted: Decimal | None = None) -> tuple[Decimal | None, Decimal | None]:
+    """The two numbers whose product is the amount; the one printed before a unit (``counted``)
+    is the quantity, else the whole one. A lone number equal to the amount is a unit price with
+    quantity 1."""
+    if counted is not None:
+        for price in factors:
+            if price is not counted and abs(counted * price - amount) <= Decimal("0.01"):
+                return counted, price
     for a_index, a in enumerate(factors):
         for b in factors[a_index + 1:]:
             if abs(a * b - amount) <= Decimal("0.01"):
