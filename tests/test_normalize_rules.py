@@ -236,6 +236,14 @@ def test_company_names_undo_typical_ocr_confusions(text, expected):
     ("03 Mar 2018 18:22 (867388-U) 12, Jalan Tampoi", "12, Jalan Tampoi"),
     ("10T 1851-A & 1851-B, JALAN KPB 6", "LOT 1851-A & 1851-B, JALAN KPB 6"),
     ("1.OT 1851-A, JALAN KPB 6", "LOT 1851-A, JALAN KPB 6"),
+    # A street word or state one confusion away is that word; an l between digits is a 1.
+    ("NO. 53, JALAN 8ESAR, 45600", "NO. 53, JALAN BESAR, 45600"), ("40170 EANDAR SETIA", "40170 BANDAR SETIA"),
+    ("41150 KLANG, SCLANGOR", "41150 KLANG, SELANGOR"), ("12, Jaian Tampoi 7/4", "12, Jalan Tampoi 7/4"),
+    ("No 8, Jalan 7/1l8B", "No 8, Jalan 7/118B"),
+    # Only a typical confusion is undone: "BALAN" is one letter from JALAN, but B is not what
+    # OCR reads for J; "Beser" is two from BESAR; German words keep their letters.
+    ("JALAN BALAN 3", "JALAN BALAN 3"), ("Jalan Beser", "Jalan Beser"),
+    ("Bahnhofstr. 5, 10115 Berlin", "Bahnhofstr. 5, 10115 Berlin"),
 ])
 def test_addresses_lose_registration_numbers_and_ocr_digit_confusions(text, expected):
     from docingest.stages.normalize import clean_address

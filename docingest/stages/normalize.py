@@ -236,7 +236,47 @@ _ADDRESS_FIXES = [
     (re.compile(r"(?<=\d)[Oo](?=\d|\b)|(?<=\d{3})O"), "0"),
     (re.compile(r"(?<=[A-Z])0(?=[A-Z])|\b0(?=[A-Z]{2})|(?<=\b[A-Z])0(?=\b)"), "O"),
     (re.compile(r"(?<=[a-z])1(?=[a-z])|(?<=[a-z]{3})1\b"), "l"),
+    # An l or I between digits is a 1 ("Jalan 7/1l8B").
+    (re.compile(r"(?<=\d)[lI](?=\d)"), "1"),
 ]
+
+# The words street addresses are made of (Malay and English) and the Malaysian states, whose
+# letterheads OCR reads worst: a reading one typical confusion away from exactly one of them
+# ("8ESAR", "EANDAR", "SCLANGOR", "Jaian") is that word. Place names are not listed: a street
+# or a town may be called anything, and a name must never be "corrected" into another.
+_ADDRESS_WORDS = frozenset("""
+    JALAN TAMAN BANDAR BARU BESAR LORONG PERSIARAN LEBUHRAYA KAWASAN PERINDUSTRIAN SEKSYEN
+    KAMPUNG BUKIT SUNGAI PUSAT PLAZA MENARA WISMA KOMPLEKS DESA INDAH UTAMA UTARA SELATAN
+    TIMUR BARAT TENGAH JAYA BAHRU ALAM FLOOR LEVEL GROUND BLOCK STREET ROAD AVENUE
+    JOHOR KEDAH KELANTAN MELAKA NEGERI SEMBILAN PAHANG PERAK PERLIS PINANG PENANG SABAH
+    SARAWAK SELANGOR TERENGGANU KUALA LUMPUR PUTRAJAYA LABUAN DARUL EHSAN TAKZIM RIDZUAN
+    MALAYSIA
+""".split())
+# What OCR reads -> what may have been printed: shapes the recognizer confuses.
+_CONFUSED = {
+    "8": "B", "B": "8E", "E": "BCF", "C": "EG", "F": "E", "G": "C6", "6": "G", "I": "L1T",
+    "L": "I1", "1": "IL", "T": "I", "0": "OD", "O": "0DQ", "D": "O0", "Q": "O", "5": "S",
+    "S": "5", "U": "VD", "V": "U", "H": "NM", "N": "HM", "M": "NH", "K": "X", "X": "K",
+}
+_ADDRESS_TOKEN = re.compile(r"[A-Za-z0-9]{4,}")
+
+
+def _repair_address_word(match: re.Match[str]) -> str:
+    token = match.group(0)
+    upper = token.upper()
+    if upper in _ADDRESS_WORDS or sum(c.isalpha() for c in token) < 3 or token.isdigit():
+        return token
+    fits = [word for word in _ADDRESS_WORDS if len(word) == len(upper) and _one_confusion(upper, word)]
+    if len(fits) != 1:
+        return token
+    lower = token.isalpha() and not token.isupper()
+    return "".join(true.lower() if lower and (read.islower() or (not read.isalpha() and i > 0)) else true
+                   for i, (read, true) in enumerate(zip(token, fits[0])))
+
+
+def _one_confusion(read: str, word: str) -> bool:
+    diffs = [(r, w) for r, w in zip(read, word) if r != w]
+    return len(diffs) == 1 and diffs[0][1] in _CONFUSED.get(diffs[0][0], "")
 
 
 # Where a street address begins: "No. 5", "Lot 1851", "Level 6", "Unit G-13", "12, Jalan ...".
@@ -255,6 +295,7 @@ def clean_address(text: str | None) -> str | None:
         return text
     for pattern, repl in _ADDRESS_FIXES:
         text = pattern.sub(repl, text)
+    text = _ADDRESS_TOKEN.sub(_repair_address_word, text)
     # A shop name or a stamp printed before the street ("IKEA Cheras No 2A Jalan ..."); a
     # prefix with commas is part of the address ("S117, Second Floor, Aeon City, 1, Jalan").
     start = _STREET_START.search(text)
