@@ -44,3 +44,19 @@ def test_rapidocr_loads_its_bundled_models_offline_and_keeps_word_spaces(monkeyp
     assert {"JALAN", "SAGU", "TAMAN", "DAYA", "JOHOR", "BAHRU"} <= {w.strip(",") for w in words}
     blank = engine.read(PageInput(page=1, text_layer=[], image=text_image([])))
     assert blank.words == []
+
+
+def test_text_lines_over_the_same_stretch_are_two_rows_even_when_they_nearly_touch():
+    from docingest.engines.ocr import _rows
+
+    def box(x0, x1, y0, y1):
+        return [[x0, y0], [x1, y0], [x1, y1], [x0, y1]]
+
+    # A crumpled receipt: the second centred line sits 6 px under the first (line height 20).
+    lines = [(box(100, 400, 100, 120), "No: 28, JALAN ASTANA 1C,", 0.9),
+             (box(120, 380, 106, 126), "BANDAR BUKIT RAJA, 41050", 0.9)]
+    assert [row for *_, row in _rows(lines)] == [0, 1]
+    # A label and its value side by side, at the same height: one row, left to right.
+    lines = [(box(300, 400, 102, 122), "9.00", 0.9), (box(20, 120, 100, 120), "Total :", 0.9)]
+    lines.sort(key=lambda r: r[0][0][1])
+    assert [(text, row) for _, text, _, row in _rows(lines)] == [("Total :", 0), ("9.00", 0)]

@@ -63,14 +63,18 @@ class RapidOcrEngine:
 
 def _rows(lines: list) -> list[tuple]:
     """Group RapidOCR text lines into rows (vertical centres within half a line height) so
-    that a label and its value printed on the same row share a line id, left to right."""
+    that a label and its value printed on the same row share a line id, left to right. Two
+    text lines over the same stretch of the page are two rows however close they sit: on a
+    crumpled receipt "No: 28, JALAN ASTANA 1C," and "BANDAR BUKIT RAJA, 41050" under it were
+    read as one row, their words interleaved."""
     rows: list[list] = []
     for entry in lines:
         ys = [p[1] for p in entry[0]]
         centre, half = (min(ys) + max(ys)) / 2, (max(ys) - min(ys)) / 2
         if rows:
             last_ys = [p[1] for p in rows[-1][0][0]]
-            if abs(centre - (min(last_ys) + max(last_ys)) / 2) < max(half, 4):
+            if (abs(centre - (min(last_ys) + max(last_ys)) / 2) < max(half, 4)
+                    and not any(_side_by_side_overlap(entry[0], other[0]) for other in rows[-1])):
                 rows[-1].append(entry)
                 continue
         rows.append([entry])
@@ -79,6 +83,14 @@ def _rows(lines: list) -> list[tuple]:
         for row_no, row in enumerate(rows)
         for quad, text, score in sorted(row, key=lambda r: min(p[0] for p in r[0]))
     ]
+
+
+def _side_by_side_overlap(quad, other) -> bool:
+    """Whether two text lines cover the same stretch across the page (over a quarter of the
+    narrower one): cells of one row sit beside each other, so they never do."""
+    x0, x1 = min(p[0] for p in quad), max(p[0] for p in quad)
+    o0, o1 = min(p[0] for p in other), max(p[0] for p in other)
+    return min(x1, o1) - max(x0, o0) > 0.25 * min(x1 - x0, o1 - o0)
 
 
 def _split_line(quad, text: str, score: float, line_no: int, width: int, height: int) -> list[Word]:
