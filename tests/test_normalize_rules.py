@@ -576,6 +576,16 @@ def test_an_invoice_issuer_block_and_a_dash_separated_return_address_name_the_ve
      "Lot 50, Floor T2, Sky Avenue Pahang, 69000 Pahang Malaysia"),
     (["FUYI MINIMARKET", "BR No.: 0195932-X", "NO 43-45-47G,", "TAMAN SEJATI,", "03-3279 1851,"],
      "NO 43-45-47G, TAMAN SEJATI"),
+    # A former name and a licence line under the name: the state on the line after the
+    # six-line window still closes the address, because a tax line follows it.
+    (["Gerai Makan Sdn Bhd", "(65351-M)", "formerly known as", "Kedai Lama Sdn Bhd", "Licensee of Acme",
+      "Level 6, Bangunan Maju", "No.3, Jalan SS21/39,47400 Petaling Jaya", "Selangor", "(GST ID No: 0005)"],
+     "Level 6, Bangunan Maju No.3, Jalan SS21/39,47400 Petaling Jaya Selangor"),
+    # An e-mail address or a toll-free careline ends the address.
+    (["KEDAI RUNCIT SDN BHD", "LOT R1, JALAN BESAR,", "84600,PAGOH,JOHOR", "careline: 1800 88 1231",
+      "care@kedai.com.my"], "LOT R1, JALAN BESAR, 84600,PAGOH,JOHOR"),
+    (["KEDAI RUNCIT SDN BHD", "LOT R1, JALAN BESAR,", "84600,PAGOH,JOHOR", "care@kedai.com.my"],
+     "LOT R1, JALAN BESAR, 84600,PAGOH,JOHOR"),
 ])
 def test_a_receipt_letterhead_address_skips_registration_lines_and_stops_at_a_phone(lines, expected):
     from docingest.stages.extract import extract_fields

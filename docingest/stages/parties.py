@@ -30,7 +30,9 @@ _ADDRESS_STOP = re.compile(
     r"\btel(?=[\s.:\d])|\btelephone|\bh/p\b|\b[cg]st\s*(?:id|no)|\b0\d{1,2}-\s?\d{3,4}\s?\d{4}\b|"
     r"\+\d{2,3}[\s-]?\d{1,2}[\s-]?\d{3,4}\s?\d{4}\b|\b[TF]\s?:\s?\+?\d|"
     # A date, not a run of house numbers ("NO 43-45-47G").
-    r"(?<![\w-])\d{1,2}[/.-]\d{1,2}[/.-]\d{2,4}(?![\w-])", re.I
+    r"(?<![\w-])\d{1,2}[/.-]\d{1,2}[/.-]\d{2,4}(?![\w-])|"
+    # An e-mail address or a toll-free line ("careline: 1800 88 1231", "1-300-80-8989").
+    r"\S@\w[\w-]*\.\w|\b1[-\s]?[38]00[-\s]?\d{2}[-\s]?\d{4}\b", re.I
 )
 # A document title printed on the same row as the issuer's name ("ACME LTD      INVOICE").
 _TITLE_TAIL = re.compile(r"\s+(tax\s+invoice|invoice|rechnung|facture|receipt)\b.*$", re.I)
@@ -262,7 +264,8 @@ def find_vendor(lines: list[Line]) -> tuple[Candidate, Candidate | None] | None:
         method = "letterhead_company" if i in suffixed[:1] else "letterhead_top"
         name = Candidate(text, text, line, 0, len(line.text), how, context=context, method=method)
         address_lines = []
-        for nxt in first_page[i + 1: i + 7]:
+        window = first_page[i + 1: i + 7]
+        for nxt in window:
             if not address_lines and (_REGISTRATION.match(nxt.text) or _TAX_ID_LINE.match(nxt.text)
                                       or clean_address(nxt.text) is None):
                 continue  # "(CO. REG: 933109-X)", "GST No : ..." under the name belong to it
@@ -271,6 +274,14 @@ def find_vendor(lines: list[Line]) -> tuple[Candidate, Candidate | None] | None:
             address_lines.append(nxt)
             if _COUNTRY_END.search(nxt.text):
                 break  # an address ends with its country; a branch name may follow it
+        else:
+            # The window ran out inside the address (a former name and a licence line under
+            # the name): a last line of a word or two ("Selangor") right before a contact or
+            # tax line still closes it.
+            after = first_page[i + 7: i + 9]
+            if (address_lines and len(after) == 2 and _ADDRESS_STOP.search(after[1].text)
+                    and re.fullmatch(r"[^\W\d_]+(?:[ .]+[^\W\d_]+)?\.?", after[0].text.strip())):
+                address_lines.append(after[0])
         address = None
         if address_lines:
             joined = " ".join(l.text for l in address_lines)
