@@ -119,6 +119,11 @@ class RoutingThresholds(BaseModel):
     # sending a document whose required fields all pass to review: the value stays in the
     # ``fields`` table with ``withheld = true`` and is left out of the curated table.
     withhold_optional_fields: bool = True
+    # Every value passing the field bar does not make a document right: 0.9 per field allows
+    # one wrong field in ten. A document is accepted only when documents of its type, read
+    # from the same source, whose values all passed were measured right at least this often
+    # (Laplace-smoothed, from the calibration table's ``documents``).
+    min_document_confidence: float = Field(default=0.95, ge=0, le=1)
     # Amount tolerance for total = subtotal + tax and total = sum(lines).
     amount_tolerance: float = Field(default=0.02, ge=0)
 

@@ -32,7 +32,7 @@ from typing import Any
 
 from docingest.config import Settings
 from docingest.writer import run_table_rows
-from schemas.fields import DOC_FIELDS, FieldKind, all_field_names
+from schemas.fields import DOC_FIELDS, DocType, FieldKind, all_field_names
 
 # What needs no person: accepted, or recorded as a re-issue of an accepted invoice.
 AUTOMATED = ("accepted", "duplicate")
@@ -144,6 +144,9 @@ class Report:
     confusion: dict[str, dict[str, int]] = field(default_factory=dict)
     calibration: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     line_items: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # "doc_type|source" -> documents whose values all passed the field bar, and how many of
+    # those were right (what the document bar is fitted on).
+    document_reliability: dict[str, dict[str, Any]] = field(default_factory=dict)
     run_id: str = ""
 
     def to_json(self) -> dict[str, Any]:
@@ -153,6 +156,7 @@ class Report:
             "per_set": self.per_set, "per_field": self.per_field,
             "classification_confusion": self.confusion,
             "calibration": self.calibration, "line_items": self.line_items,
+            "document_reliability": self.document_reliability,
         }
 
     def render_text(self) -> str:
@@ -204,6 +208,12 @@ class Report:
             for raw, cal in zip(self.calibration["raw"], self.calibration["calibrated"]):
                 lines.append(f"{raw['low']:.2f}-{raw['high']:.2f}  {raw['n']:>8}{_fmt(raw['right']):>11}"
                              f"{cal['n']:>8}{_fmt(cal['right']):>11}")
+        if self.document_reliability:
+            lines.append("")
+            lines.append("documents whose values all passed the field bar (the document bar is fitted on these)")
+            lines.append(f"{'type|source':<24}{'passed':>8}{'right':>7}{'share':>8}")
+            for kind, d in sorted(self.document_reliability.items()):
+                lines.append(f"{kind:<24}{d['n']:>8}{d['right']:>7}{_fmt(d['share']):>8}")
         return "\n".join(lines)
 
 
@@ -276,6 +286,13 @@ def _list_match(name: str, predicted: str, expected: str) -> bool:
     return values_match(name, predicted, expected)
 
 
+def _field_value(f: dict[str, Any]) -> str:
+    """A fields row as the labels write it (a form's pair as "key=value")."""
+    if f["field_name"] == "key_values":
+        return f"{f['key']}={f['value_raw']}"
+    return f["value"] if f["value"] is not None else f["value_raw"]
+
+
 def score(labels: list[dict[str, Any]], documents: list[dict[str, Any]],
           fields: list[dict[str, Any]], base: Path) -> tuple[dict, dict, dict, dict]:
     docs_by_path = {}
@@ -287,9 +304,7 @@ def score(labels: list[dict[str, Any]], documents: list[dict[str, Any]],
     # field that was withheld is missing from the output, so the document is not all right.
     asserted: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
     for f in fields:
-        value = f["value"] if f["value"] is not None else f["value_raw"]
-        if f["field_name"] == "key_values":
-            value = f"{f['key']}={f['value_raw']}"
+        value = _field_value(f)
         preds[f["doc_id"]][f["field_name"]].append(value)
         if not f.get("withheld"):
             asserted[f["doc_id"]][f["field_name"]].append(value)
@@ -387,6 +402,54 @@ def score_line_items(labels: list[dict[str, Any]], documents: list[dict[str, Any
                    **Counts(c["tp"], c["fp"], c["fn"]).scores()} for name, c in counts.items()}
 
 
+# What better-calibrated values could lift; any other reason holds a document whatever its
+# confidences, so such a document is no evidence of how often passing documents are right.
+_CONFIDENCE_REASONS = ("low_field_confidence:", "unproven_document_reliability:")
+
+
+def document_observations(labels, documents, fields, base: Path, table, thresholds) -> list[tuple[str, str, bool]]:
+    """(doc_type, source, right) for each labelled document whose values all pass the field
+    bar under ``table`` (an optional value below it is withheld, as routing does) and that
+    nothing else holds; right when its type and every labelled field it asserts are."""
+    from docingest.stages.calibrate import calibrated
+
+    docs_by_path = {str(Path(p).resolve()): d for d in documents for p in (d["source_paths"] or [d["source_path"]])}
+    by_doc: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for f in fields:
+        by_doc[f["doc_id"]].append(f)
+    labelled_fields: dict[str, set[str]] = defaultdict(set)
+    for label in labels:
+        labelled_fields[label["source_set"]].update(_expected_values(label))
+    out = []
+    for label in labels:
+        doc = docs_by_path.get(str((base / label["path"]).resolve()))
+        if (not doc or doc["status"] == "failed" or doc.get("doc_type") in (None, DocType.OTHER.value)
+                or any(not r.startswith(_CONFIDENCE_REASONS) for r in doc["review_reasons"] or [])):
+            continue
+        required = {f.name for f in DOC_FIELDS[DocType(doc["doc_type"])] if f.required}
+        asserted: dict[str, list[str]] = defaultdict(list)
+        sources: set[str] = set()
+        passed = True
+        for f in by_doc[doc["doc_id"]]:
+            raw = f["confidence_raw"] if f.get("confidence_raw") is not None else f["confidence"]
+            confidence = calibrated(table, f["field_name"], f["source"], raw, f.get("method"))
+            if confidence < thresholds.min_field_confidence:
+                if (required and thresholds.withhold_optional_fields and f["key"] is None
+                        and f["field_name"] not in required):
+                    continue  # withheld: not asserted
+                passed = False
+                break
+            asserted[f["field_name"]].append(_field_value(f))
+            sources.add(f["source"])
+        if not passed:
+            continue
+        _, right = _score_document(_expected_values(label), asserted, labelled_fields[label["source_set"]])
+        type_right = doc["doc_type"] == label["doc_type"] or not label.get("classify")
+        source = next((s for s in ("vlm", "ocr") if s in sources), "text_layer")
+        out.append((doc["doc_type"], source, right and type_right))
+    return out
+
+
 # The report's buckets: the 0.9 edge is the one that matters (>= 0.9 must be >= 90% right).
 REPORT_EDGES = (0.0, 0.5, 0.7, 0.8, 0.9, 1.0001)
 
@@ -471,12 +534,22 @@ def run_evaluation(labels_path: Path, out: Path, settings: Settings, limit: int 
     report = Report(labels=str(labels_path), out=str(out), seconds=seconds, documents=len(labels),
                     overall=overall, per_set=per_set, per_field=per_field, confusion=confusion,
                     calibration=calibration_report(observations), line_items=items, run_id=summary.run_id)
+    from docingest.stages.calibrate import fit_documents, load_table
+
+    run_table = load_table(settings.calibration_file)
+    if run_table is not None:
+        report.document_reliability = {
+            kind: {"n": c.n, "right": c.right, "share": round(c.right / c.n, 4) if c.n else None}
+            for kind, c in fit_documents(document_observations(
+                labels, documents, fields, base, run_table, settings.routing)).items()}
     if fit_calibration is not None:
         from docingest.stages.calibrate import fit_table, write_table
 
         table = fit_table(((o["field"], o["source"], o["confidence_raw"], o["right"], o["method"])
                            for o in observations),
                           fitted_on=f"{labels_path.name} ({len(labels)} documents, run {summary.run_id})")
+        table.documents = fit_documents(document_observations(labels, documents, fields, base, table,
+                                                              settings.routing))
         write_table(table, fit_calibration)
     (out / "eval_report.json").write_text(json.dumps(report.to_json(), indent=2) + "\n", encoding="utf-8")
     return report

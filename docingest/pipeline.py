@@ -17,7 +17,7 @@ from docingest.config import ExtractorName, Settings
 from docingest.engines.base import PageEngine
 from docingest.engines.vlm import PageAnswer, VlmEngine
 from docingest.errors import BudgetExhausted, DocingestError
-from docingest.stages.calibrate import calibrate_extraction
+from docingest.stages.calibrate import calibrate_extraction, document_reliability
 from docingest.stages.classify import classify_document
 from docingest.stages.extract import extract_fields
 from docingest.stages.legibility import legible_share
@@ -86,6 +86,8 @@ def process_document(source: SourceDocument, settings: Settings, engines: Engine
     result.status, result.review_reasons = route_document(
         result.classification, result.extraction, result.rule_results, result.errors,
         settings.routing, extra_reasons=["budget_exhausted"] if result.budget_exhausted else [],
+        document_reliability=(document_reliability(engines.calibration, result.extraction)
+                              if result.extraction is not None else None),
     )
     result.processed_at = datetime.now(timezone.utc)
     result.duration_ms = round((time.perf_counter() - started) * 1000, 1)

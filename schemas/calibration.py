@@ -22,15 +22,30 @@ class Bucket(BaseModel):
     right: int
 
 
+class DocumentCount(BaseModel):
+    """Documents of one type, read from one source, whose every value passed the field bar
+    when the table was fitted (``n``), and how many of those had every labelled field right."""
+
+    n: int
+    right: int
+
+
 class CalibrationTable(BaseModel):
     fitted_on: str = ""
     min_count: int = 10  # fewer values than this in a bucket: not enough evidence
     # "field|source" (all values of the field) and "field|source|method" -> buckets
     entries: dict[str, list[Bucket]] = Field(default_factory=dict)
+    # "doc_type|source" -> documents: field confidences bound each value, not the document; a
+    # document is right only when all its values are, and this is how often that held.
+    documents: dict[str, DocumentCount] = Field(default_factory=dict)
 
     @staticmethod
     def key(field_name: str, source: str, method: str | None = None) -> str:
         return f"{field_name}|{source}" + (f"|{method}" if method else "")
+
+    @staticmethod
+    def document_key(doc_type: str, source: str) -> str:
+        return f"{doc_type}|{source}"
 
     def sources(self) -> set[str]:
         return {k.split("|")[1] for k in self.entries}

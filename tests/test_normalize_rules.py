@@ -307,6 +307,73 @@ def test_optional_fields_below_the_bar_are_withheld_required_ones_send_to_review
     assert route_document(cls, ex, apply_rules(ex, strict, TODAY), [], strict)[0] == Status.NEEDS_REVIEW
 
 
+def test_a_document_whose_kind_was_measured_unreliable_waits_however_confident_its_values():
+    from docingest.stages.calibrate import document_reliability, fit_documents
+    from schemas.calibration import Bucket, CalibrationTable
+    from schemas.records import TextSource
+
+    th = RoutingThresholds()
+    cls = Classification(doc_type=DocType.RECEIPT, confidence=0.95)
+    receipt = Extraction(doc_type=DocType.RECEIPT, values=[
+        ExtractedValue(field_name=n, value_raw=v, value=v, confidence=0.95, grounded=True, source=TextSource.OCR)
+        for n, v in (("vendor_name", "Kedai"), ("vendor_address", "1 Jalan"), ("invoice_date", "2025-01-02"),
+                     ("total", "9.00"))])
+    rules = apply_rules(receipt, th, TODAY)
+    buckets = [Bucket(low=0.0, high=1.0, n=0, right=0)]
+    table = CalibrationTable(entries={"total|ocr": buckets, "total|text_layer": buckets})
+    # An older table without a documents section, or a source it never measured: no verdict.
+    assert document_reliability(table, receipt) is None
+    table.documents = fit_documents([("receipt", "ocr", True)] * 51 + [("receipt", "ocr", False)] * 4
+                                    + [("invoice", "text_layer", True)] * 42)
+    assert document_reliability(table, receipt) == ("receipt|ocr", round(52 / 57, 4))
+    status, reasons = route_document(cls, receipt, rules, [], th, document_reliability=("receipt|ocr", 0.9123))
+    assert status == Status.NEEDS_REVIEW and reasons == ["unproven_document_reliability:receipt|ocr:0.91"]
+    assert route_document(cls, receipt, rules, [], th, document_reliability=("invoice|text_layer", 0.9773)) == (
+        Status.ACCEPTED, [])
+    # A kind of document never seen passing is unmeasured: it does not auto-accept.
+    form = Extraction(doc_type=DocType.FORM, values=[ExtractedValue(
+        field_name="key_values", key="Name", value_raw="x", value="x", confidence=0.99, grounded=True,
+        source=TextSource.OCR)])
+    assert document_reliability(table, form) == ("form|ocr", 0.5)
+    # The least reliable reading decides: one OCR value makes an invoice an OCR one.
+    invoice = _invoice()
+    assert document_reliability(table, invoice) == ("invoice|text_layer", round(43 / 44, 4))
+    invoice.values[0].source = TextSource.OCR
+    assert document_reliability(table, invoice)[0] == "invoice|ocr"
+
+
+def test_document_reliability_is_fitted_on_the_documents_whose_values_all_pass(tmp_path):
+    from docingest.evaluate import document_observations
+    from schemas.calibration import Bucket, CalibrationTable
+
+    def buckets(n, right):  # every raw confidence in one bucket
+        return [Bucket(low=lo, high=hi, n=n, right=right) for lo, hi in ((0.0, 0.5), (0.5, 0.7), (0.7, 0.85),
+                                                                           (0.85, 0.95), (0.95, 1.0))]
+
+    table = CalibrationTable(entries={"total|ocr": buckets(100, 99), "vendor_name|ocr": buckets(100, 99),
+                                      "due_date|ocr": buckets(100, 50)})
+    labels, docs, fields = [], [], []
+    cases = {  # name: (total read, review reasons)
+        "right": ("9.00", []), "wrong": ("8.00", []),
+        "held": ("9.00", ["rule_failed:amounts.total_eq_subtotal_plus_tax"]),
+        "was_low": ("9.00", ["low_field_confidence:total:0.80"]),
+    }
+    for name, (total, reasons) in cases.items():
+        labels.append({"id": name, "path": f"{name}.jpg", "source_set": "s", "doc_type": "receipt",
+                       "classify": True, "fields": {"total": "9.00", "vendor_name": "KEDAI"}})
+        docs.append({"doc_id": name, "source_path": str(tmp_path / f"{name}.jpg"), "source_paths": None,
+                     "status": "needs_review" if reasons else "accepted", "doc_type": "receipt",
+                     "review_reasons": reasons})
+        for field_name, value in (("total", total), ("vendor_name", "KEDAI"), ("due_date", "2025-01-09")):
+            fields.append({"doc_id": name, "field_name": field_name, "key": None, "value": value,
+                           "value_raw": value, "confidence": 0.5, "confidence_raw": 0.9, "source": "ocr",
+                           "method": None, "withheld": False})
+    observed = document_observations(labels, docs, fields, tmp_path, table, RoutingThresholds())
+    # A rule holds "held" whatever its confidences; "was_low" passes under the new table; the
+    # optional due date below the bar is withheld, not a reason to leave a document out.
+    assert sorted(observed) == [("receipt", "ocr", False), ("receipt", "ocr", True), ("receipt", "ocr", True)]
+
+
 def test_an_accepted_document_with_a_withheld_labelled_field_is_not_counted_right(tmp_path):
     from docingest.evaluate import score
 

@@ -106,3 +106,19 @@ def test_legible_words_are_word_shaped_whatever_the_language_or_code():
         assert not is_legible(word), word
     assert is_legible("—") is None and legible_share([]) == 1.0
     assert legible_share(["Total", "SlaUon", "—"]) == 0.5
+
+
+def test_the_shipped_calibration_holds_a_kind_of_document_measured_unreliable(samples_dir, settings, engines):
+    from dataclasses import replace
+
+    from docingest.stages.calibrate import load_table
+    from schemas.calibration import DocumentCount
+
+    label = next(l for l in _digital(samples_dir) if l["doc_type"] == "invoice")
+    docs, _ = discover(samples_dir / label["path"])
+    table = load_table(settings.calibration_file)
+    assert table is not None and table.documents, "the shipped table measures documents"
+    table.documents["invoice|text_layer"] = DocumentCount(n=20, right=15)
+    result = process_document(docs[0], settings, replace(engines, calibration=table))
+    assert "unproven_document_reliability:invoice|text_layer:0.73" in result.review_reasons
+    assert result.status == Status.NEEDS_REVIEW

@@ -16,7 +16,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from pathlib import Path
 
-from schemas.calibration import BUCKET_EDGES, Bucket, CalibrationTable
+from schemas.calibration import BUCKET_EDGES, Bucket, CalibrationTable, DocumentCount
 from schemas.records import Extraction
 
 UNMEASURED_CAP = 0.85
@@ -60,6 +60,40 @@ def calibrate_extraction(extraction: Extraction, table: CalibrationTable | None)
         if table is not None:
             value.confidence = calibrated(table, value.field_name, value.source.value, value.confidence_raw,
                                           value.method)
+
+
+def document_source(extraction: Extraction) -> str:
+    """How a document's asserted values were read: ``vlm`` or ``ocr`` when any was, else
+    ``text_layer`` (the least reliable reading decides)."""
+    sources = {v.source.value for v in extraction.values if not v.withheld}
+    return next((s for s in ("vlm", "ocr") if s in sources), "text_layer")
+
+
+def document_reliability(table: CalibrationTable | None, extraction: Extraction) -> tuple[str, float] | None:
+    """The measured share of documents like this one (type and source) that were right when
+    all their values passed the field bar, Laplace-smoothed, so that an unmeasured kind of
+    document (none seen: 0.5) never auto-accepts. None where the table says nothing about
+    documents (an older table) or does not know the source (a VLM before its own eval), as
+    field confidences then stay raw too."""
+    if table is None or not table.documents:
+        return None
+    source = document_source(extraction)
+    if source not in table.sources():
+        return None
+    key = CalibrationTable.document_key(extraction.doc_type.value, source)
+    count = table.documents.get(key, DocumentCount(n=0, right=0))
+    return key, round((count.right + 1) / (count.n + 2), 4)
+
+
+def fit_documents(observations: Iterable[tuple[str, str, bool]]) -> dict[str, DocumentCount]:
+    """``observations``: (doc_type, source, all labelled fields right) for each labelled
+    document whose values all passed the field bar under the newly fitted table."""
+    counts: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for doc_type, source, right in observations:
+        cell = counts[CalibrationTable.document_key(doc_type, source)]
+        cell[0] += 1
+        cell[1] += int(right)
+    return {key: DocumentCount(n=n, right=r) for key, (n, r) in sorted(counts.items())}
 
 
 def fit_table(observations: Iterable[tuple[str, str, float, bool, str | None]], fitted_on: str) -> CalibrationTable:

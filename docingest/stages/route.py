@@ -42,7 +42,11 @@ def route_document(
     errors: list[StageError],
     thresholds: RoutingThresholds,
     extra_reasons: list[str] | None = None,
+    document_reliability: tuple[str, float] | None = None,
 ) -> tuple[Status, list[str]]:
+    """``document_reliability``: (kind, measured share right) for documents of this type and
+    source whose values all passed (``calibrate.document_reliability``); below the bar, the
+    document waits for a person however confident each of its values is."""
     if classification is None or extraction is None:
         return Status.FAILED, [f"{e.stage.value}:{e.kind}" for e in errors] or ["not processed"]
     reasons: list[str] = list(extra_reasons or [])
@@ -67,5 +71,8 @@ def route_document(
                 reasons.append(f"missing_required:{rule.message.split()[0]}")
             elif rule.severity == Severity.ERROR:
                 reasons.append(f"rule_failed:{rule.rule_id}")
+    if document_reliability is not None and document_reliability[1] < thresholds.min_document_confidence:
+        kind, share = document_reliability
+        reasons.append(f"unproven_document_reliability:{kind}:{share:.2f}")
     reasons = list(dict.fromkeys(reasons))
     return (Status.NEEDS_REVIEW if reasons else Status.ACCEPTED), reasons
