@@ -19,7 +19,7 @@ F1_FLOORS = {
     "invoice_number": 1.0, "invoice_date": 1.0, "due_date": 1.0, "currency": 1.0,
     "subtotal": 1.0, "tax": 1.0, "total": 1.0, "customer_name": 1.0,
     "parties": 1.0, "effective_date": 1.0, "jurisdiction": 1.0, "term": 1.0,
-    "vendor_name": 0.88, "vendor_address": 0.77, "key_values": 0.92,
+    "vendor_name": 1.0, "vendor_address": 0.77, "key_values": 0.92,
 }
 
 LINE_ITEM_F1_FLOOR = 0.93  # items whose amount, quantity and unit price are right
