@@ -33,6 +33,7 @@ from typing import Any
 from docingest.config import Settings
 from docingest.writer import run_table_rows
 from schemas.fields import DOC_FIELDS, DocType, FieldKind, all_field_names
+from schemas.records import ExtractedValue, Extraction, TextSource
 
 # What needs no person: accepted, or recorded as a re-issue of an accepted invoice.
 AUTOMATED = ("accepted", "duplicate")
@@ -409,9 +410,10 @@ _CONFIDENCE_REASONS = ("low_field_confidence:", "unproven_document_reliability:"
 
 def document_observations(labels, documents, fields, base: Path, table, thresholds) -> list[tuple[str, str, bool]]:
     """(doc_type, source, right) for each labelled document whose values all pass the field
-    bar under ``table`` (an optional value below it is withheld, as routing does) and that
-    nothing else holds; right when its type and every labelled field it asserts are."""
-    from docingest.stages.calibrate import calibrated
+    bar under ``table`` and that nothing else holds, judged as routing judges (an optional value
+    below the bar is withheld); right when its type and every labelled field it asserts are."""
+    from docingest.stages.calibrate import calibrated, document_source
+    from docingest.stages.route import withhold_unverified
 
     docs_by_path = {str(Path(p).resolve()): d for d in documents for p in (d["source_paths"] or [d["source_path"]])}
     by_doc: dict[str, list[dict[str, Any]]] = defaultdict(list)
@@ -426,27 +428,23 @@ def document_observations(labels, documents, fields, base: Path, table, threshol
         if (not doc or doc["status"] == "failed" or doc.get("doc_type") in (None, DocType.OTHER.value)
                 or any(not r.startswith(_CONFIDENCE_REASONS) for r in doc["review_reasons"] or [])):
             continue
-        required = {f.name for f in DOC_FIELDS[DocType(doc["doc_type"])] if f.required}
-        asserted: dict[str, list[str]] = defaultdict(list)
-        sources: set[str] = set()
-        passed = True
-        for f in by_doc[doc["doc_id"]]:
-            raw = f["confidence_raw"] if f.get("confidence_raw") is not None else f["confidence"]
-            confidence = calibrated(table, f["field_name"], f["source"], raw, f.get("method"))
-            if confidence < thresholds.min_field_confidence:
-                if (required and thresholds.withhold_optional_fields and f["key"] is None
-                        and f["field_name"] not in required):
-                    continue  # withheld: not asserted
-                passed = False
-                break
-            asserted[f["field_name"]].append(_field_value(f))
-            sources.add(f["source"])
-        if not passed:
+        rows = by_doc[doc["doc_id"]]
+        extraction = Extraction(doc_type=DocType(doc["doc_type"]), values=[ExtractedValue(
+            field_name=f["field_name"], key=f["key"], value_raw=f["value_raw"], value=f["value"],
+            source=TextSource(f["source"]), method=f.get("method"),
+            confidence=calibrated(table, f["field_name"], f["source"],
+                                  f["confidence_raw"] if f.get("confidence_raw") is not None else f["confidence"],
+                                  f.get("method"))) for f in rows])
+        withhold_unverified(extraction, thresholds)
+        asserted_rows = [(f, v) for f, v in zip(rows, extraction.values) if not v.withheld]
+        if any(v.confidence < thresholds.min_field_confidence for _, v in asserted_rows):
             continue
+        asserted: dict[str, list[str]] = defaultdict(list)
+        for f, _ in asserted_rows:
+            asserted[f["field_name"]].append(_field_value(f))
         _, right = _score_document(_expected_values(label), asserted, labelled_fields[label["source_set"]])
         type_right = doc["doc_type"] == label["doc_type"] or not label.get("classify")
-        source = next((s for s in ("vlm", "ocr") if s in sources), "text_layer")
-        out.append((doc["doc_type"], source, right and type_right))
+        out.append((doc["doc_type"], document_source(extraction), right and type_right))
     return out
 
 
