@@ -7,6 +7,9 @@ Laplace-smoothed ((right + 1) / (n + 2)), so a small bucket cannot claim certain
 table has the source but too few values in the bucket, the confidence is capped below the
 acceptance bar: unmeasured reliability never auto-accepts. A source the table has never seen
 (e.g. a VLM before its own eval) keeps its raw confidence.
+
+Values passing one by one do not make a document right, so the table also counts documents per
+type and source; routing asks ``document_reliability`` before it accepts one.
 """
 
 from __future__ import annotations
