@@ -408,11 +408,21 @@ def score_line_items(labels: list[dict[str, Any]], documents: list[dict[str, Any
 _CONFIDENCE_REASONS = ("low_field_confidence:", "unproven_document_reliability:")
 
 
+def _recalibrated(f: dict[str, Any], table) -> ExtractedValue:
+    """A fields row as the value routing sees, its confidence recalibrated by ``table``."""
+    from docingest.stages.calibrate import calibrated
+
+    raw = f["confidence_raw"] if f.get("confidence_raw") is not None else f["confidence"]
+    return ExtractedValue(field_name=f["field_name"], key=f["key"], value_raw=f["value_raw"], value=f["value"],
+                          source=TextSource(f["source"]), method=f.get("method"),
+                          confidence=calibrated(table, f["field_name"], f["source"], raw, f.get("method")))
+
+
 def document_observations(labels, documents, fields, base: Path, table, thresholds) -> list[tuple[str, str, bool]]:
     """(doc_type, source, right) for each labelled document whose values all pass the field
     bar under ``table`` and that nothing else holds, judged as routing judges (an optional value
     below the bar is withheld); right when its type and every labelled field it asserts are."""
-    from docingest.stages.calibrate import calibrated, document_source
+    from docingest.stages.calibrate import document_source
     from docingest.stages.route import withhold_unverified
 
     docs_by_path = {str(Path(p).resolve()): d for d in documents for p in (d["source_paths"] or [d["source_path"]])}
@@ -429,12 +439,8 @@ def document_observations(labels, documents, fields, base: Path, table, threshol
                 or any(not r.startswith(_CONFIDENCE_REASONS) for r in doc["review_reasons"] or [])):
             continue
         rows = by_doc[doc["doc_id"]]
-        extraction = Extraction(doc_type=DocType(doc["doc_type"]), values=[ExtractedValue(
-            field_name=f["field_name"], key=f["key"], value_raw=f["value_raw"], value=f["value"],
-            source=TextSource(f["source"]), method=f.get("method"),
-            confidence=calibrated(table, f["field_name"], f["source"],
-                                  f["confidence_raw"] if f.get("confidence_raw") is not None else f["confidence"],
-                                  f.get("method"))) for f in rows])
+        extraction = Extraction(doc_type=DocType(doc["doc_type"]),
+                                values=[_recalibrated(f, table) for f in rows])
         withhold_unverified(extraction, thresholds)
         asserted_rows = [(f, v) for f, v in zip(rows, extraction.values) if not v.withheld]
         if any(v.confidence < thresholds.min_field_confidence for _, v in asserted_rows):
@@ -468,7 +474,7 @@ def calibration_observations(labels, documents, fields, base: Path) -> list[dict
             f = first.get((doc["doc_id"], name))
             if name in LIST_FIELDS or f is None:
                 continue
-            value = f["value"] if f["value"] is not None else f["value_raw"]
+            value = _field_value(f)
             raw = f.get("confidence_raw")
             out.append({"field": name, "source": f["source"], "method": f.get("method"),
                         "confidence": f["confidence"],

@@ -264,8 +264,8 @@ def find_vendor(lines: list[Line]) -> tuple[Candidate, Candidate | None] | None:
         method = "letterhead_company" if i in suffixed[:1] else "letterhead_top"
         name = Candidate(text, text, line, 0, len(line.text), how, context=context, method=method)
         address_lines = []
-        window = first_page[i + 1: i + 7]
-        for nxt in window:
+        window_end = i + 7  # an address runs over at most six lines under the name
+        for nxt in first_page[i + 1: window_end]:
             if not address_lines and (_REGISTRATION.match(nxt.text) or _TAX_ID_LINE.match(nxt.text)
                                       or clean_address(nxt.text) is None):
                 continue  # "(CO. REG: 933109-X)", "GST No : ..." under the name belong to it
@@ -278,7 +278,7 @@ def find_vendor(lines: list[Line]) -> tuple[Candidate, Candidate | None] | None:
             # The window ran out inside the address (a former name and a licence line under
             # the name): a last line of a word or two ("Selangor") right before a contact or
             # tax line still closes it.
-            after = first_page[i + 7: i + 9]
+            after = first_page[window_end: window_end + 2]
             if (address_lines and len(after) == 2 and _ADDRESS_STOP.search(after[1].text)
                     and re.fullmatch(r"[^\W\d_]+(?:[ .]+[^\W\d_]+)?\.?", after[0].text.strip())):
                 address_lines.append(after[0])
