@@ -50,9 +50,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise RunError(f"source {source} does not exist")
     check_writable(out)
     settings = _settings_from_args(args)
-    from flows.ingest import run_ingest
+    from docingest.outdir import OutputLock
 
-    summary = run_ingest(source, out, settings)
+    # Taken before Prefect starts: a second run into the same OUT is refused at once (exit 2).
+    with OutputLock(out):
+        from flows.ingest import run_ingest
+
+        summary = run_ingest(source, out, settings, reprocess=args.reprocess)
     _print_summary(summary)
     # A quarantined batch must not look like a good night in the scheduler: exit 3.
     return 0 if summary.published else 3
@@ -71,9 +75,15 @@ def _vlm_setup_problem(settings) -> str | None:
 
 
 def _print_summary(summary) -> None:
+    for line in summary.recovered:
+        print(f"recovered: {line}")
     counts = ", ".join(f"{k} {v}" for k, v in summary.counts.items())
     print(f"run {summary.run_id}: {summary.inputs} input files, {summary.documents} documents "
-          f"({counts}); {summary.failures} failure rows; {summary.seconds:.1f}s")
+          f"({counts}); {summary.processed} processed, {summary.reused} reused from earlier runs; "
+          f"{summary.failures} failure rows; {summary.seconds:.1f}s")
+    if summary.rejected_inputs:
+        print(f"warning: {summary.rejected_inputs} inputs rejected for their own defects "
+              "(corrupt, encrypted, empty, unsupported, too large): see the failures table")
     if summary.vlm:
         v = summary.vlm
         print(f"vlm {v['model']}: {v['requests']} requests, {v['cache_hits']} cache hits, "
@@ -94,7 +104,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     settings = _settings_from_args(args)
     report = run_evaluation(labels, Path(args.out), settings, limit=args.limit,
                             fit_calibration=Path(args.fit_calibration) if args.fit_calibration else None,
-                            source_sets=args.set or None)
+                            source_sets=args.set or None, reprocess=args.reprocess)
     print(report.render_text())
     return 0
 
@@ -128,7 +138,9 @@ def cmd_review(args: argparse.Namespace) -> int:
 
 def cmd_apply_reviews(args: argparse.Namespace) -> int:
     out = Path(args.out)
-    if not (out / "documents").is_dir():
+    from docingest.outdir import OutLayout
+
+    if not OutLayout(out).published_runs():
         raise RunError(f"no published tables in {out}: run `docingest run` first")
     from docingest.config import Settings
     from flows.apply_reviews import apply_reviews
@@ -166,6 +178,9 @@ def build_parser() -> argparse.ArgumentParser:
                             "per page, the VLM only where local reading is weak (local without an endpoint)")
         p.add_argument("--vlm-model", help="model name at the OpenAI-compatible endpoint")
         p.add_argument("--budget-usd", type=float, help="stop sending VLM requests once this is spent")
+        p.add_argument("--reprocess", action="store_true",
+                       help="process every document again, even those OUT already holds a result for "
+                            "under the same processing key")
 
     run = sub.add_parser("run", help="ingest a folder of PDFs and images into parquet tables")
     run.add_argument("source", help="folder (read recursively) or a single file")

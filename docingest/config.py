@@ -136,7 +136,9 @@ class GateOptions(BaseModel):
     enabled: bool = True
     expectations_dir: Path = Field(
         default_factory=lambda: Path(__file__).resolve().parents[1] / "expectations")
-    # Above this share of failed documents something systemic broke (fail-level).
+    # Above this share of documents failed by the pipeline (failure_cause "system": internal
+    # errors, engines, timeouts, retries exhausted) something systemic broke (fail-level).
+    # Inputs rejected for their own defects are not counted: they are a warning.
     max_failed_share: float = Field(default=0.5, ge=0, le=1)
     # Above this share sent to review, someone should look at the batch (warn-level).
     max_review_share: float = Field(default=0.9, ge=0, le=1)
@@ -148,6 +150,10 @@ class GateOptions(BaseModel):
     max_unbalanced_share: float = Field(default=0.4, ge=0, le=1)
     # Issue dates older than this are misreads, not invoices (fail-level with max_null_total_share).
     max_invoice_age_days: int = Field(default=36 * 365, ge=1)
+    # A share-based expectation (a suite entry with meta.min_rows) needs this many rows in its
+    # view: over fewer documents one bad one is a large share, and its own row rules already
+    # hold it for review. The failed share (system failures) is judged on any run.
+    min_rows_for_shares: int = Field(default=20, ge=0)
 
 
 class Settings(BaseSettings):

@@ -6,13 +6,18 @@ are data). Only ``TransientError`` subclasses are retried.
 
 from __future__ import annotations
 
-from schemas.records import Stage, StageError
+from collections.abc import Iterable
+
+from schemas.records import FailureCause, Stage, StageError
 
 
 class DocingestError(Exception):
     stage: Stage = Stage.VALIDATE
     kind: str = "error"
     transient: bool = False
+    # The upload's own defect (corrupt, encrypted, empty, unsupported, too large, a bomb): the
+    # document fails, but nothing is wrong with the pipeline, so the batch gate does not count it.
+    input_defect: bool = False
 
     def __init__(self, message: str, *, page: int | None = None, stage: Stage | None = None):
         super().__init__(message)
@@ -31,48 +36,59 @@ class DocingestError(Exception):
 # -- input / discovery -------------------------------------------------------------------
 class UnreadableFile(DocingestError):
     stage, kind = Stage.DISCOVER, "unreadable_file"
+    input_defect = True
 
 
 class EmptyFile(DocingestError):
     stage, kind = Stage.VALIDATE, "empty_file"
+    input_defect = True
 
 
 class UnsupportedFileType(DocingestError):
     stage, kind = Stage.VALIDATE, "unsupported_file_type"
+    input_defect = True
 
 
 class FileTooLarge(DocingestError):
     stage, kind = Stage.VALIDATE, "file_too_large"
+    input_defect = True
 
 
 # -- rendering -----------------------------------------------------------------------------
 class CorruptDocument(DocingestError):
     stage, kind = Stage.RENDER, "corrupt_document"
+    input_defect = True
 
 
 class EncryptedDocument(DocingestError):
     stage, kind = Stage.RENDER, "encrypted_pdf"
+    input_defect = True
 
 
 class TooManyPages(DocingestError):
     stage, kind = Stage.RENDER, "too_many_pages"
+    input_defect = True
 
 
 # -- page validation -------------------------------------------------------------------------
 class DecompressionBomb(DocingestError):
     stage, kind = Stage.VALIDATE, "decompression_bomb"
+    input_defect = True
 
 
 class ImageTooSmall(DocingestError):
     stage, kind = Stage.VALIDATE, "image_too_small"
+    input_defect = True
 
 
 class ImageTooLarge(DocingestError):
     stage, kind = Stage.VALIDATE, "image_too_large"
+    input_defect = True
 
 
 class UnsupportedImageFormat(DocingestError):
     stage, kind = Stage.VALIDATE, "unsupported_image_format"
+    input_defect = True
 
 
 # -- reading / extraction ------------------------------------------------------------------
@@ -150,6 +166,29 @@ class RunError(Exception):
 
 def is_transient(exc: BaseException) -> bool:
     return isinstance(exc, DocingestError) and exc.transient
+
+
+class OutputLocked(RunError):
+    """Another run holds the output folder: two runs into one OUT would both read the same
+    history and could both accept one invoice."""
+
+
+def _subclasses(cls: type) -> list[type]:
+    return [c for sub in cls.__subclasses__() for c in (sub, *_subclasses(sub))]
+
+
+# Every kind an input defect can have, plus "no_pages" (a file without a single page).
+INPUT_DEFECT_KINDS = frozenset({c.kind for c in _subclasses(DocingestError) if c.input_defect} | {"no_pages"})
+
+
+def failure_cause(errors: Iterable[StageError]) -> FailureCause:
+    """Why a document failed: its own defect (``input``) only when every error it recorded is
+    one; anything else (an internal error, an engine, a timeout, retries exhausted) is the
+    pipeline's (``system``)."""
+    kinds = [e.kind for e in errors]
+    if kinds and all(k in INPUT_DEFECT_KINDS for k in kinds):
+        return FailureCause.INPUT
+    return FailureCause.SYSTEM
 
 
 class SuiteError(RunError):

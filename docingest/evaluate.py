@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from docingest.config import Settings
-from docingest.writer import run_table_rows
+from docingest.published import run_table_rows
 from schemas.fields import DOC_FIELDS, DocType, FieldKind, all_field_names
 from schemas.records import ExtractedValue, Extraction, TextSource
 
@@ -514,7 +514,8 @@ def _set_summary(s: dict[str, int]) -> dict[str, Any]:
 
 
 def run_evaluation(labels_path: Path, out: Path, settings: Settings, limit: int | None = None,
-                   fit_calibration: Path | None = None, source_sets: list[str] | None = None) -> Report:
+                   fit_calibration: Path | None = None, source_sets: list[str] | None = None,
+                   reprocess: bool = False) -> Report:
     from flows.ingest import run_ingest
 
     labels = read_labels(labels_path)
@@ -528,7 +529,7 @@ def run_evaluation(labels_path: Path, out: Path, settings: Settings, limit: int 
     if missing:
         raise FileNotFoundError(f"{len(missing)} labelled files missing, e.g. {missing[0]}")
     t0 = time.perf_counter()
-    summary = run_ingest(paths, out, settings)
+    summary = run_ingest(paths, out, settings, reprocess=reprocess)
     seconds = round(time.perf_counter() - t0, 2)
     documents = run_table_rows(out, "documents", summary.run_id)
     fields = run_table_rows(out, "fields", summary.run_id)

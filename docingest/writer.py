@@ -1,12 +1,11 @@
-"""The one writer of outputs: table layout, schemas, atomic files, the run manifest.
+"""The one writer of outputs: table schemas, row layout, staging a run and publishing it.
 
-Layout: ``OUT/<table>/run_date=YYYY-MM-DD/part-<run_id>.parquet`` (hive-partitioned) and
-``OUT/runs/<run_id>.json``. A run the batch gate stops goes to
-``OUT/quarantine/<run_id>/<table>.parquet`` instead, outside every published table's folder;
-its Data Docs are at ``OUT/data_docs/<run_id>/index.html`` either way. Every file is written under a dot-name in its final folder,
-fsynced and renamed into place: readers (pyarrow datasets, Spark, DuckDB) skip dot-files,
-and a rename within one folder is atomic, so a crash never leaves a half file where a
-reader would pick it up. The manifest is written last: a run without one did not finish.
+A run's tables are streamed, a batch of documents at a time, into its staging folder
+(``OUT/_state/staging/<run_id>/``); the batch gate reads them there; the run's manifest joins
+them; then one rename of that folder publishes the run (``OUT/published/run_date=D/<run_id>/``)
+or quarantines it (``OUT/quarantine/<run_id>/``). A reader sees all of a run's tables or none,
+and a kill at any moment leaves only a staging folder, which the next run removes. Every file
+is fsynced before the rename and every folder after it. Layout: ``docingest.outdir``.
 """
 
 from __future__ import annotations
@@ -14,18 +13,23 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Iterable
 from datetime import datetime, timezone
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from docingest.errors import RunError
-from schemas.records import DocumentResult, PriorDocument
+from docingest.errors import RunError, failure_cause
+from docingest.fsio import atomic_write, fsync_dir, fsync_file, write_text_atomic
+from docingest.outdir import MANIFEST, OutLayout
+from schemas.records import DocumentResult, Status
 from schemas.tables import CURATED_TABLES, TABLES
+
+# Documents whose rows are converted and written at once: bounds memory, amortizes Arrow calls.
+BATCH_DOCUMENTS = 256
 
 
 def check_writable(out: Path) -> None:
@@ -37,8 +41,10 @@ def check_writable(out: Path) -> None:
         raise RunError(f"output folder {out} is not writable: {exc}") from exc
 
 
-def rows_for(results: list[DocumentResult], run_id: str) -> dict[str, list[dict[str, Any]]]:
-    """Flatten document results into the rows of every table."""
+def rows_for(results: Iterable[DocumentResult], run_id: str, processing_key: str | None = None,
+             reused: frozenset[str] = frozenset()) -> dict[str, list[dict[str, Any]]]:
+    """Flatten document results into the rows of every table. ``reused``: the doc_ids whose
+    result an earlier run computed."""
     rows: dict[str, list[dict[str, Any]]] = {name: [] for name in TABLES}
     for r in results:
         doc_type = r.classification.doc_type.value if r.classification else None
@@ -49,6 +55,9 @@ def rows_for(results: list[DocumentResult], run_id: str) -> dict[str, list[dict[
             "page_count": r.page_count, "status": r.status.value, "duplicate_of": r.duplicate_of,
             "review_reasons": r.review_reasons, "error_count": len(r.errors),
             "duration_ms": r.duration_ms,
+            "failure_cause": failure_cause(r.errors).value if r.status == Status.FAILED else None,
+            "reused": r.doc_id in reused,
+            "processing_key": processing_key,
             "credit_note": bool(r.extraction and r.extraction.credit_note),
             "line_items_sum": _dec(r.extraction.line_items_sum) if r.extraction else None,
             "vlm_requests": r.vlm_usage.requests, "vlm_cache_hits": r.vlm_usage.cache_hits,
@@ -110,36 +119,82 @@ def _dec(value: str | None) -> Decimal | None:
     return Decimal(value).quantize(Decimal("0.000001"))
 
 
-class OutputWriter:
+class RunWriter:
+    """Stages one run's tables and publishes or quarantines them as a whole."""
+
     def __init__(self, out: Path, run_id: str, run_date: str):
         self.out = out
+        self.layout = OutLayout(out)
         self.run_id = run_id
         self.run_date = run_date
-
-    def table_path(self, table: str, quarantined: bool = False) -> Path:
-        if quarantined:
-            return self.out / "quarantine" / self.run_id / f"{table}.parquet"
-        return self.out / table / f"run_date={self.run_date}" / f"part-{self.run_id}.parquet"
+        self.staging = self.layout.staging(run_id)
 
     @property
     def data_docs_dir(self) -> Path:
-        return self.out / "data_docs" / self.run_id
+        return self.layout.data_docs(self.run_id)
 
-    def write_tables(self, rows_by_table: dict[str, list[dict[str, Any]]],
-                     quarantined: bool = False) -> dict[str, dict[str, Any]]:
-        written: dict[str, dict[str, Any]] = {}
-        for table, rows in rows_by_table.items():
-            arrow = pa.Table.from_pylist(rows, schema=TABLES[table])
-            path = self.table_path(table, quarantined)
-            _atomic_write(path, lambda tmp: pq.write_table(arrow, tmp, compression="zstd"))
-            written[table] = {"path": str(path.relative_to(self.out)), "rows": arrow.num_rows}
-        return written
+    def final_dir(self, published: bool) -> Path:
+        return (self.layout.published_run(self.run_date, self.run_id) if published
+                else self.layout.quarantined_run(self.run_id))
 
-    def write_manifest(self, manifest: dict[str, Any]) -> Path:
-        path = self.out / "runs" / f"{self.run_id}.json"
-        text = json.dumps(manifest, indent=2, default=_json_default, sort_keys=False)
-        _atomic_write(path, lambda tmp: Path(tmp).write_text(text + "\n", encoding="utf-8"))
-        return path
+    def stage(self, results: Iterable[DocumentResult], processing_key: str | None = None,
+              reused: frozenset[str] = frozenset()) -> dict[str, int]:
+        """Write every table of the run into the staging folder, ``BATCH_DOCUMENTS`` documents
+        at a time, so memory holds one batch of rows, never the run. Returns rows per table."""
+        self.staging.mkdir(parents=True, exist_ok=True)
+        writers = {t: pq.ParquetWriter(self.staging / f"{t}.parquet", schema, compression="zstd")
+                   for t, schema in TABLES.items()}
+        counts = dict.fromkeys(TABLES, 0)
+        batch: list[DocumentResult] = []
+
+        def flush() -> None:
+            for table, rows in rows_for(batch, self.run_id, processing_key, reused).items():
+                if rows:
+                    writers[table].write_table(pa.Table.from_pylist(rows, schema=TABLES[table]))
+                    counts[table] += len(rows)
+            batch.clear()
+
+        try:
+            for result in results:
+                batch.append(result)
+                if len(batch) >= BATCH_DOCUMENTS:
+                    flush()
+            flush()
+        finally:
+            for w in writers.values():
+                w.close()
+        for table in TABLES:
+            fsync_file(self.staging / f"{table}.parquet")
+        fsync_dir(self.staging)
+        return counts
+
+    def read_staged(self, table: str, columns: list[str] | None = None) -> pa.Table:
+        return pq.read_table(self.staging / f"{table}.parquet", columns=columns)
+
+    def files_written(self, counts: dict[str, int], published: bool) -> dict[str, dict[str, Any]]:
+        final = self.final_dir(published)
+        return {t: {"path": str((final / f"{t}.parquet").relative_to(self.out)), "rows": n} for t, n in counts.items()}
+
+    def commit(self, manifest: dict[str, Any], published: bool) -> Path:
+        """The manifest joins the staged tables, and one rename publishes (or quarantines)
+        them all: the commit point of the run. Then the run is indexed in ``OUT/runs/``.
+        Returns the index entry's path."""
+        text = json.dumps(manifest, indent=2, default=_json_default) + "\n"
+        write_text_atomic(self.staging / MANIFEST, text)
+        final = self.final_dir(published)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        fsync_dir(final.parent.parent)
+        os.rename(self.staging, final)
+        fsync_dir(final.parent)
+        fsync_dir(self.staging.parent)
+        index = self.layout.run_index(self.run_id)
+        write_text_atomic(index, text)
+        return index
+
+
+def arrow_tables(rows_by_table: dict[str, list[dict[str, Any]]]) -> dict[str, pa.Table]:
+    """Rows as Arrow tables with the output contract's schemas."""
+    return {t: pa.Table.from_pylist(rows, schema=TABLES[t]) for t, rows in rows_by_table.items()}
 
 
 def write_curated(out: Path, rows_by_table: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, Any]]:
@@ -148,95 +203,14 @@ def write_curated(out: Path, rows_by_table: dict[str, list[dict[str, Any]]]) -> 
     for table, rows in rows_by_table.items():
         arrow = pa.Table.from_pylist(rows, schema=CURATED_TABLES[table])
         path = out / "curated" / f"{table}.parquet"
-        _atomic_write(path, lambda tmp: pq.write_table(arrow, tmp, compression="zstd"))
+        atomic_write(path, lambda tmp: pq.write_table(arrow, tmp, compression="zstd"))
         written[table] = {"path": str(path.relative_to(out)), "rows": arrow.num_rows}
     return written
 
 
 def write_jsonl(path: Path, records: list[dict[str, Any]]) -> None:
     text = "".join(json.dumps(r, default=_json_default, ensure_ascii=False) + "\n" for r in records)
-    _atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
-
-
-def run_table_rows(out: Path, table: str, run_id: str) -> list[dict[str, Any]]:
-    """One run's rows of a table, published or quarantined."""
-    files = sorted(out.glob(f"{table}/run_date=*/part-{run_id}.parquet"))
-    quarantined = out / "quarantine" / run_id / f"{table}.parquet"
-    if not files and quarantined.exists():
-        files = [quarantined]
-    rows: list[dict[str, Any]] = []
-    for f in files:
-        rows.extend(pq.read_table(f).to_pylist())
-    return rows
-
-
-def published_rows(out: Path, table: str, columns: list[str] | None = None) -> list[dict[str, Any]]:
-    """Every published run's rows of a table (quarantined runs are not published)."""
-    published = _published_table(out, table, columns)
-    return published.to_pylist() if published is not None else []
-
-
-def prior_documents(out: Path) -> list[PriorDocument]:
-    """What earlier published runs hold, for the duplicate checks: each document once, as its
-    latest published run read it, with every path it was published from. Nightly runs over a
-    folder publish the same documents night after night, so the history is reduced in Arrow
-    before any Python object is made."""
-    docs = _published_table(out, "documents", ["doc_id", "source_paths", "run_id", "status"])
-    if docs is None:
-        return []
-    docs = docs.filter(pc.is_valid(docs["doc_id"]))
-    latest = docs.group_by("doc_id").aggregate([("run_id", "max")])
-    latest = pa.table({"doc_id": latest["doc_id"], "run_id": latest["run_id_max"]})
-    current = docs.select(["doc_id", "run_id", "status"]).join(latest, keys=["doc_id", "run_id"], join_type="inner")
-    paths_column = docs["source_paths"]
-    paths = pa.table({
-        "doc_id": pc.take(docs["doc_id"], pc.list_parent_indices(paths_column)),
-        "path": pc.list_flatten(paths_column),
-    }).group_by("doc_id").aggregate([("path", "distinct")])
-    paths_by_doc = dict(zip(paths["doc_id"].to_pylist(), paths["path_distinct"].to_pylist()))
-
-    values: dict[str, dict[str, list[str]]] = {}
-    fields = _published_table(out, "fields", ["doc_id", "doc_type", "field_name", "value", "value_raw", "run_id"])
-    if fields is not None:
-        wanted = pc.and_(pc.is_in(fields["doc_type"], pa.array(["invoice", "receipt"])),
-                         pc.not_equal(fields["field_name"], "key_values"))
-        fields = fields.filter(wanted).join(latest, keys=["doc_id", "run_id"], join_type="inner")
-        for f in fields.select(["doc_id", "field_name", "value", "value_raw"]).to_pylist():
-            values.setdefault(f["doc_id"], {}).setdefault(f["field_name"], []).append(f["value"] or f["value_raw"])
-    prior = []
-    for d in current.to_pylist():
-        read = {name: sorted(v) for name, v in values.get(d["doc_id"], {}).items()}
-        prior.append(PriorDocument(
-            doc_id=d["doc_id"], source_paths=sorted(paths_by_doc.get(d["doc_id"]) or []), run_id=d["run_id"],
-            status=d["status"], vendor_name=(read.get("vendor_name") or [None])[0],
-            invoice_number=(read.get("invoice_number") or [None])[0], values=read))
-    return prior
-
-
-def _published_table(out: Path, table: str, columns: list[str] | None) -> pa.Table | None:
-    files = sorted(out.glob(f"{table}/run_date=*/part-*.parquet"))
-    if not files:
-        return None
-    return pa.concat_tables([pq.read_table(f, columns=columns) for f in files], promote_options="default")
-
-
-def _atomic_write(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    write_text_atomic(path, text)
 
 
 def _json_default(value: Any) -> Any:

@@ -1,10 +1,12 @@
 """The ingest flow. It only wires stages; read it top to bottom as the DAG:
 
-    discover → [per document: render → read (text layer | OCR) → classify → extract
-                → validate (rules) → route] → duplicates → batch gate → write (or quarantine)
+    discover → reuse (documents already processed in OUT under the same processing key)
+    → [per other document: render → read (text layer | OCR) → classify → extract → validate
+       (rules) → route; its result stored durably as the task ends] → duplicates
+    → stage the run's tables → batch gate → publish (or quarantine): one rename
 
 The per-document chain runs inside one task (``tasks.documents``); its body is
-``docingest.pipeline.process_document``.
+``docingest.pipeline.process_document``. The run holds the output folder's lock throughout.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import platform
 import time
 import uuid
+from collections import Counter
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
@@ -26,15 +29,26 @@ from pydantic import BaseModel
 from docingest.config import ExtractorName, Settings
 from docingest.engines import TextLayerEngine, build_ocr_engine
 from docingest.engines.vlm import VlmEngine, build_client
+from docingest.outdir import OutputLock, recover
 from docingest.pipeline import Engines, crashed_result, unreadable_result
+from docingest.processing_key import processing_key
 from docingest.progress import progress_bar
+from docingest.result_store import ResultStore, summarize
 from docingest.stages.calibrate import load_table
-from docingest.writer import OutputWriter, rows_for
+from docingest.writer import RunWriter
 from schemas.gate import GateVerdict
-from schemas.records import DocumentResult, Status, VlmUsage
+from schemas.records import FailureCause, Status, VlmUsage
+from schemas.runs import DocumentSummary, DuplicateVerdict, ProcessingKey
 from schemas.tables import CONTRACT_VERSION
 from tasks.documents import process_document_task
-from tasks.io import batch_gate_task, check_duplicates_task, discover_task, write_tables_task
+from tasks.io import (
+    batch_gate_task,
+    check_duplicates_task,
+    discover_task,
+    publish_task,
+    reuse_task,
+    stage_tables_task,
+)
 
 
 class RunSummary(BaseModel):
@@ -43,86 +57,131 @@ class RunSummary(BaseModel):
     manifest: str
     inputs: int
     documents: int
+    processed: int  # documents this run processed
+    reused: int  # documents whose result an earlier run computed under the same processing key
     counts: dict[str, int]
     failures: int
+    rejected_inputs: int = 0  # failed for their own defects (not counted by the batch gate)
     seconds: float
     vlm: dict[str, Any] | None = None  # requests, cache hits, tokens, cost (manifest "vlm")
     published: bool = True  # False: the batch gate quarantined the run's tables
     gate_reasons: list[str] = []
+    gate_warnings: list[str] = []
     data_docs: str | None = None
+    recovered: list[str] = []  # what was cleaned up after an earlier, killed run
 
 
 @flow(name="ingest", flow_run_name="ingest-{label}", validate_parameters=False, log_prints=True)
 def ingest(source: Path | list[Path], out: Path, settings: Settings, label: str = "run",
-           vlm_client: Any = None) -> RunSummary:
+           vlm_client: Any = None, reprocess: bool = False) -> RunSummary:
     """``vlm_client``: an ``openai.OpenAI``-compatible client, built by the caller (never at
-    import); when None and the extractor needs one, ``build_client`` makes it here."""
+    import); when None and the extractor needs one, ``build_client`` makes it here.
+    ``reprocess``: process every document, even those OUT holds a reusable result for."""
     logger = get_run_logger()
     started_at, t0 = datetime.now(timezone.utc), time.perf_counter()
     run_id = started_at.strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:8]
-    writer = OutputWriter(out, run_id, started_at.date().isoformat())
+    run_date = started_at.date()
+    with OutputLock(out):
+        # a killed run's leftovers: its staging folder goes, its documents' results stay
+        recovered = recover(out)
+        writer = RunWriter(out, run_id, run_date.isoformat())
 
-    # discover
-    documents, unreadable = discover_task(source)
-    logger.info("%d files, %d distinct documents", sum(len(d.paths) for d in documents) + len(unreadable), len(documents))
+        # discover
+        documents, unreadable = discover_task(source)
+        logger.info("%d files, %d distinct documents", sum(len(d.paths) for d in documents) + len(unreadable),
+                    len(documents))
 
-    # render → read → classify → extract → validate → route, one task per document
-    engines = Engines(text_layer=TextLayerEngine(), ocr=build_ocr_engine(settings.ocr),
-                      calibration=load_table(settings.calibration_file))
-    if settings.effective_extractor() != ExtractorName.LOCAL:
-        engines.vlm = VlmEngine.from_settings(settings, vlm_client or build_client(settings.vlm))
-    process = process_document_task.with_options(
-        retries=settings.task_retries,
-        retry_delay_seconds=exponential_backoff(backoff_factor=settings.retry_delay_seconds)(settings.task_retries)
-        if settings.task_retries else 0,
-    )
-    futures = process.map(documents, settings=unmapped(settings), engines=unmapped(engines))
-    by_future = {f.task_run_id: d for f, d in zip(futures, documents)}
-    results: list[DocumentResult] = []
-    with progress_bar(len(documents), settings.show_progress) as advance:
-        for future in as_completed(futures):
-            doc = by_future[future.task_run_id]
-            try:
-                results.append(future.result())
-            except Exception as exc:  # retries exhausted: the document fails, the run goes on
-                results.append(crashed_result(doc, f"{type(exc).__name__}: {exc}"))
-            advance(doc.name)
-    results.sort(key=lambda r: r.source_path)
-    results.extend(unreadable_result(u.path, u.message) for u in unreadable)
+        # reuse: documents OUT already holds a result for, under this run's processing key
+        key = processing_key(settings)
+        store = ResultStore(out, key)
+        summaries: list[DocumentSummary] = [] if reprocess else reuse_task(store, documents)
+        done = {s.doc_id for s in summaries}
+        todo = [d for d in documents if d.doc_id not in done]
+        logger.info("processing key %s: %d documents reused, %d to process", key.digest, len(done), len(todo))
 
-    # validate across documents: duplicate invoices in this run and in published runs
-    results = check_duplicates_task(results, out)
+        # render → read → classify → extract → validate → route, one task per document; each
+        # result is in the store the moment its task ends
+        engines = _engines(settings, vlm_client) if todo else None
+        with progress_bar(len(documents), settings.show_progress) as advance:
+            for s in summaries:
+                advance(s.source_path.rsplit("/", 1)[-1])
+            if todo:
+                process = process_document_task.with_options(
+                    retries=settings.task_retries,
+                    retry_delay_seconds=exponential_backoff(backoff_factor=settings.retry_delay_seconds)(
+                        settings.task_retries) if settings.task_retries else 0,
+                )
+                futures = process.map(todo, settings=unmapped(settings), engines=unmapped(engines),
+                                      store=unmapped(store))
+                by_future = {f.task_run_id: d for f, d in zip(futures, todo)}
+                for future in as_completed(futures):
+                    doc = by_future[future.task_run_id]
+                    try:
+                        summaries.append(future.result())
+                    except Exception as exc:  # retries exhausted: the document fails, the run goes on
+                        summaries.append(store.save(crashed_result(doc, f"{type(exc).__name__}: {exc}")))
+                    advance(doc.name)
+        failed_reads = [unreadable_result(u.path, u.message) for u in unreadable]
+        summaries.sort(key=lambda s: s.source_path)
+        summaries.extend(summarize(r) for r in failed_reads)
 
-    # batch gate (Great Expectations): a broken fail-level expectation quarantines the run
-    rows = rows_for(results, run_id)
-    verdict = batch_gate_task(rows, settings.gate, started_at.date(), writer.data_docs_dir, out)
-    if verdict.failed:
-        logger.warning("run %s quarantined: %s", run_id, "; ".join(verdict.reasons()))
+        # validate across documents: duplicate invoices in this run and in published runs
+        verdicts = check_duplicates_task(summaries, out)
+        _apply_statuses(summaries, verdicts)
+
+        # write: the run's tables into its staging folder, a batch of documents at a time
+        counts = stage_tables_task(writer, summaries, verdicts, store, failed_reads)
+
+        # batch gate (Great Expectations): a broken fail-level expectation quarantines the run
+        verdict = batch_gate_task(writer, settings.gate, run_date, out)
+        if verdict.failed:
+            logger.warning("run %s quarantined: %s", run_id, "; ".join(verdict.reasons()))
+
+        # publish (or quarantine): the manifest joins the tables, one rename makes them visible
+        seconds = round(time.perf_counter() - t0, 2)
+        manifest = _manifest(run_id, started_at, source, out, settings, documents, unreadable, summaries,
+                             writer.files_written(counts, verdict.published), seconds, engines, verdict, key,
+                             recovered)
+        manifest_path = publish_task(writer, manifest, verdict.published)
+        dropped = store.prune()
+        if dropped:
+            logger.info("dropped stored results of %d other processing keys", len(dropped))
     _publish_data_docs_link(verdict, out)
-
-    # write
-    written = write_tables_task(writer, rows, quarantined=not verdict.published)
-    counts = {s.value: sum(r.status == s for r in results) for s in Status}
-    seconds = round(time.perf_counter() - t0, 2)
-    manifest = _manifest(run_id, started_at, source, out, settings, documents, unreadable,
-                         results, counts, written, seconds, engines, verdict)
-    manifest_path = writer.write_manifest(manifest)
-    logger.info("run %s: %s in %.1fs", run_id, counts, seconds)
+    logger.info("run %s: %s in %.1fs", run_id, manifest["counts"], seconds)
     return RunSummary(
         run_id=run_id, out=str(out), manifest=str(manifest_path),
-        inputs=manifest["inputs"]["files"], documents=len(results), counts=counts,
-        failures=written["failures"]["rows"], seconds=seconds, vlm=manifest["vlm"],
-        published=verdict.published, gate_reasons=verdict.reasons(),
-        data_docs=str(out / verdict.data_docs) if verdict.data_docs else None,
+        inputs=manifest["inputs"]["files"], documents=len(summaries),
+        processed=manifest["documents"]["processed"], reused=manifest["documents"]["reused"],
+        counts=manifest["counts"], failures=counts["failures"],
+        rejected_inputs=manifest["failure_causes"].get(FailureCause.INPUT.value, 0),
+        seconds=seconds, vlm=manifest["vlm"], published=verdict.published, gate_reasons=verdict.reasons(),
+        gate_warnings=manifest["batch_gate"]["warnings"],
+        data_docs=str(out / verdict.data_docs) if verdict.data_docs else None, recovered=recovered,
     )
 
 
-def run_ingest(source: Path | list[Path], out: Path, settings: Settings, vlm_client: Any = None) -> RunSummary:
+def run_ingest(source: Path | list[Path], out: Path, settings: Settings, vlm_client: Any = None,
+               reprocess: bool = False) -> RunSummary:
     """Run the flow with a bounded worker pool (``Settings.effective_workers``)."""
     runner = ThreadPoolTaskRunner(max_workers=settings.effective_workers())
     label = f"{len(source)}-files" if isinstance(source, list) else source.name
     return ingest.with_options(task_runner=runner)(
-        source=source, out=out, settings=settings, label=label, vlm_client=vlm_client)
+        source=source, out=out, settings=settings, label=label, vlm_client=vlm_client, reprocess=reprocess)
+
+
+def _engines(settings: Settings, vlm_client: Any) -> Engines:
+    """The engines of a run, built only when a document needs processing."""
+    engines = Engines(text_layer=TextLayerEngine(), ocr=build_ocr_engine(settings.ocr),
+                      calibration=load_table(settings.calibration_file))
+    if settings.effective_extractor() != ExtractorName.LOCAL:
+        engines.vlm = VlmEngine.from_settings(settings, vlm_client or build_client(settings.vlm))
+    return engines
+
+
+def _apply_statuses(summaries: list[DocumentSummary], verdicts: dict[str, DuplicateVerdict]) -> None:
+    for s in summaries:
+        if s.doc_id in verdicts:
+            s.status = verdicts[s.doc_id].status
 
 
 def _publish_data_docs_link(verdict: GateVerdict, out: Path) -> None:
@@ -141,12 +200,13 @@ def _publish_data_docs_link(verdict: GateVerdict, out: Path) -> None:
         get_run_logger().warning("could not create the Data Docs artifact: %s", exc)
 
 
-def _manifest(run_id, started_at, source, out, settings, documents, unreadable, results,
-              counts, written, seconds, engines: Engines, verdict: GateVerdict) -> dict[str, Any]:
+def _manifest(run_id, started_at, source, out, settings, documents, unreadable,
+              summaries: list[DocumentSummary], written, seconds, engines: Engines | None, verdict: GateVerdict,
+              key: ProcessingKey, recovered: list[str]) -> dict[str, Any]:
     input_files = sorted({p for d in documents for p in d.paths} | {u.path for u in unreadable})
-    accounted = sorted({p for r in results for p in r.source_paths})
-    total_ms = sum(r.duration_ms for r in results)
-    pages = sum(r.page_count for r in results)
+    accounted = sorted({p for s in summaries for p in s.source_paths})
+    processed = [s for s in summaries if not s.reused]
+    pages = sum(s.page_count for s in summaries)
     return {
         "run_id": run_id,
         "contract_version": CONTRACT_VERSION,
@@ -161,9 +221,12 @@ def _manifest(run_id, started_at, source, out, settings, documents, unreadable, 
             "duplicate_files": sum(len(d.paths) - 1 for d in documents),
             "pages": pages,
         },
+        # Reused: processed by an earlier run (finished or killed) under the same processing key.
+        "documents": {"processed": len(processed), "reused": len(summaries) - len(processed)},
+        "processing_key": key.model_dump(),
         # Nothing lost: every input file is in the documents table exactly once.
         "all_inputs_accounted_for": input_files == accounted,
-        "counts": counts,
+        "counts": {st.value: sum(s.status == st for s in summaries) for st in Status},
         # False: a fail-level expectation broke; the tables are in quarantine/<run_id>/.
         "published": verdict.published,
         "batch_gate": {
@@ -171,31 +234,36 @@ def _manifest(run_id, started_at, source, out, settings, documents, unreadable, 
             "quarantine_reasons": verdict.reasons(),
             "warnings": [f"{o.suite}: {o.expectation}({o.column or ''}) {o.description}".strip()
                          for o in verdict.warnings],
+            "skipped": [f"{o.suite}: {o.expectation}({o.column or ''}) needs {o.observed.get('min_rows')} rows, "
+                        f"the view has {o.observed.get('rows')}" for o in verdict.outcomes if o.skipped],
             "data_docs": verdict.data_docs,
             "seconds": verdict.seconds,
             "expectations": [o.model_dump(mode="json") for o in verdict.outcomes],
         },
-        "failure_kinds": _count(e.kind for r in results for e in r.errors),
-        "doc_types": _count(r.classification.doc_type.value for r in results if r.classification),
+        # Failed documents by cause: "input" (the upload's own defect) or "system" (the pipeline's).
+        "failure_causes": _count(s.failure_cause.value for s in summaries if s.failure_cause),
+        "failure_kinds": _count(k for s in summaries for k in s.error_kinds),
+        "doc_types": _count(s.doc_type.value for s in summaries if s.doc_type),
         "files_written": written,
         "durations": {
             "wall_seconds": seconds,
-            "document_seconds_total": round(total_ms / 1000, 2),
+            "document_seconds_total": round(sum(s.duration_ms for s in processed) / 1000, 2),
             "pages_per_second": round(pages / seconds, 2) if seconds else None,
         },
         "extractor": settings.effective_extractor().value,
-        "calibration": (engines.calibration.fitted_on if engines.calibration else None),
-        "vlm": _vlm_summary(results, engines),
+        "calibration": (engines.calibration.fitted_on if engines and engines.calibration else None),
+        "vlm": _vlm_summary(processed, engines),
+        "recovered": recovered,
         "versions": _versions(),
     }
 
 
-def _vlm_summary(results: list[DocumentResult], engines: Engines) -> dict[str, Any] | None:
-    if engines.vlm is None:
+def _vlm_summary(processed: list[DocumentSummary], engines: Engines | None) -> dict[str, Any] | None:
+    if engines is None or engines.vlm is None:
         return None
     total = VlmUsage()
-    for r in results:
-        total.add(r.vlm_usage)
+    for s in processed:
+        total.add(s.vlm_usage)
     return {
         "model": engines.vlm.model,
         **total.model_dump(),
@@ -203,8 +271,8 @@ def _vlm_summary(results: list[DocumentResult], engines: Engines) -> dict[str, A
         "structured_outputs": engines.vlm.structured_outputs_supported,
         "peak_in_flight": engines.vlm.limiter.peak_in_flight,
         "budget_usd": engines.vlm.budget.limit_usd,
-        "budget_exhausted_documents": sum(r.budget_exhausted for r in results),
-        "pages_by_strategy": _count(p.strategy.value for r in results for p in r.pages if p.strategy),
+        "budget_exhausted_documents": sum(s.budget_exhausted for s in processed),
+        "pages_by_strategy": dict(sorted(sum((Counter(s.pages_by_strategy) for s in processed), Counter()).items())),
     }
 
 

@@ -22,6 +22,8 @@ class ExpectationOutcome(BaseModel):
     # What was seen: unexpected count/percent or the observed value, and an exception if one.
     observed: dict[str, Any] = Field(default_factory=dict)
     description: str = ""
+    # Not run: the view had fewer rows than the expectation's ``meta.min_rows``.
+    skipped: bool = False
 
 
 class GateVerdict(BaseModel):

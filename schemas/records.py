@@ -30,6 +30,14 @@ class Status(str, Enum):
     FAILED = "failed"
 
 
+class FailureCause(str, Enum):
+    """Why a document failed. The batch gate counts only ``system`` failures: an upload's own
+    defect says nothing about the health of the pipeline."""
+
+    INPUT = "input"  # corrupt, encrypted, empty, unsupported, too large, a decompression bomb
+    SYSTEM = "system"  # an internal error, an engine crash, a timeout, retries exhausted
+
+
 class Stage(str, Enum):
     DISCOVER = "discover"
     RENDER = "render"
@@ -229,7 +237,10 @@ class PriorDocument(BaseModel):
 
     doc_id: str
     source_paths: list[str]
-    run_id: str
+    run_id: str  # the latest published run that holds it
+    # The first published run that held it: of several copies of an invoice, the one published
+    # first stays the original, whatever later runs see.
+    first_run_id: str | None = None
     status: str | None = None
     vendor_name: str | None = None
     invoice_number: str | None = None

@@ -1,4 +1,4 @@
-"""Output contract v1: the pyarrow schema of every table docingest writes."""
+"""The output contract: the pyarrow schema of every table docingest writes."""
 
 from __future__ import annotations
 
@@ -10,7 +10,10 @@ import pyarrow as pa
 # 5: + fields.withheld (additive): optional values below the bar, read but not asserted.
 # 6: + documents.duplicate_of (additive) and the status value "duplicate".
 # 7: + documents.line_items_sum (additive).
-CONTRACT_VERSION = "7"
+# 8: a run is published as one folder, OUT/published/run_date=D/<run_id>/<table>.parquet with its
+#    manifest.json (was OUT/<table>/run_date=D/part-<run_id>.parquet; older OUT folders are moved
+#    on the next run); + documents.failure_cause, documents.reused, documents.processing_key.
+CONTRACT_VERSION = "8"
 
 _TS = pa.timestamp("us", tz="UTC")
 # Line-item numbers are exact decimals in the warehouse, never floats.
@@ -32,6 +35,12 @@ TABLES: dict[str, pa.Schema] = {
         ("review_reasons", pa.list_(pa.string())),
         ("error_count", pa.int32()),
         ("duration_ms", pa.float64()),
+        # Failed documents: "input" (the upload's own defect: corrupt, encrypted, empty,
+        # unsupported, too large, a bomb) or "system" (the pipeline's: counted by the batch gate).
+        ("failure_cause", pa.string()),
+        # The result was computed by an earlier run under the same processing key and reused.
+        ("reused", pa.bool_()),
+        ("processing_key", pa.string()),
         ("credit_note", pa.bool_()),  # negative amounts are legitimate on a credit note
         # The items' own sum as printed ("Positionssumme"), which the line items add up to; before
         # document-level charges and discounts, so it may differ from the subtotal.

@@ -8,17 +8,23 @@ from prefect.cache_policies import NO_CACHE
 
 from docingest.config import Settings
 from docingest.pipeline import Engines, process_document
-from schemas.records import DocumentResult, SourceDocument
+from docingest.result_store import ResultStore
+from schemas.records import SourceDocument
+from schemas.runs import DocumentSummary
 from tasks.retry import retry_if_transient
 
 
 @task(
     name="process-document",
     task_run_name="{source.name}",
-    # Engines hold model sessions and the inputs are file paths: nothing to hash or persist.
+    # Engines hold model sessions and the inputs are file paths: nothing for Prefect to hash or
+    # persist. The result store is the durable record of each document.
     cache_policy=NO_CACHE,
     retry_condition_fn=retry_if_transient,
     retry_jitter_factor=0.5,
 )
-def process_document_task(source: SourceDocument, settings: Settings, engines: Engines) -> DocumentResult:
-    return process_document(source, settings, engines)
+def process_document_task(source: SourceDocument, settings: Settings, engines: Engines,
+                          store: ResultStore) -> DocumentSummary:
+    """The result is stored durably before the task ends (a kill loses at most the documents in
+    flight); the flow keeps only its summary."""
+    return store.save(process_document(source, settings, engines))

@@ -1,22 +1,33 @@
-"""Tasks around the per-document work: discover inputs, cross-document checks, the batch
-gate, write outputs."""
+"""Tasks around the per-document work: discover inputs, reuse stored results, cross-document
+checks, stage the run's tables, the batch gate, publish."""
 
 from __future__ import annotations
 
 from datetime import date
 from pathlib import Path
-from typing import Any
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from docingest.config import GateOptions
+from docingest.errors import RunError
+from docingest.published import prior_documents
+from docingest.result_store import ResultStore, summarize
 from docingest.stages.discover import UnreadableInput, discover
-from docingest.stages.duplicates import check_duplicates
+from docingest.stages.duplicates import apply_verdict, check_duplicates
 from docingest.stages.gate import run_gate
-from docingest.writer import OutputWriter, prior_documents
+from docingest.writer import RunWriter
 from schemas.gate import GateVerdict
 from schemas.records import DocumentResult, SourceDocument
+from schemas.runs import DocumentSummary, DuplicateVerdict
+
+# The columns the batch gate's views read.
+GATE_COLUMNS = {
+    "documents": ["doc_id", "doc_type", "status", "error_count", "page_count", "size_bytes", "credit_note",
+                  "failure_cause"],
+    "fields": ["doc_id", "field_name", "key", "value"],
+    "line_items": ["doc_id", "line_no", "amount", "page"],
+}
 
 
 @task(name="discover", cache_policy=NO_CACHE)
@@ -24,18 +35,53 @@ def discover_task(source: Path | list[Path]) -> tuple[list[SourceDocument], list
     return discover(source)
 
 
+@task(name="reuse-results", cache_policy=NO_CACHE)
+def reuse_task(store: ResultStore, documents: list[SourceDocument]) -> list[DocumentSummary]:
+    """Summaries of the documents already processed in OUT under this run's processing key,
+    under the paths this run found them at."""
+    reused = []
+    for doc in documents:
+        result = store.reusable(doc.doc_id)
+        if result is not None:
+            summary = summarize(result, reused=True)
+            summary.source_path, summary.source_paths = doc.path, list(doc.paths)
+            reused.append(summary)
+    return reused
+
+
 @task(name="check-duplicates", cache_policy=NO_CACHE)
-def check_duplicates_task(results: list[DocumentResult], out: Path) -> list[DocumentResult]:
-    return check_duplicates(results, prior_documents(out))
+def check_duplicates_task(summaries: list[DocumentSummary], out: Path) -> dict[str, DuplicateVerdict]:
+    return check_duplicates(summaries, prior_documents(out))
+
+
+@task(name="stage-tables", cache_policy=NO_CACHE, retries=0)
+def stage_tables_task(writer: RunWriter, summaries: list[DocumentSummary], verdicts: dict[str, DuplicateVerdict],
+                      store: ResultStore, unreadable: list[DocumentResult]) -> dict[str, int]:
+    """Every table of the run, assembled a document at a time from the result store."""
+    by_path = {r.source_path: r for r in unreadable}
+
+    def results():
+        for s in summaries:
+            result = store.load(s.doc_id) if s.doc_id else by_path[s.source_path]
+            if result is None:
+                raise RunError(f"the stored result of {s.source_path} ({s.doc_id}) is gone from {store.root}")
+            result.source_path, result.source_paths = s.source_path, s.source_paths
+            if s.doc_id in verdicts:
+                apply_verdict(result, verdicts[s.doc_id])
+            yield result
+
+    return writer.stage(results(), processing_key=store.key.digest,
+                        reused=frozenset(s.doc_id for s in summaries if s.reused and s.doc_id))
 
 
 @task(name="batch-gate", cache_policy=NO_CACHE, retries=0)
-def batch_gate_task(rows: dict[str, list[dict[str, Any]]], options: GateOptions, run_date: date,
-                    docs_dir: Path, out: Path) -> GateVerdict:
-    return run_gate(rows, options, run_date, docs_dir, out)
+def batch_gate_task(writer: RunWriter, options: GateOptions, run_date: date, out: Path) -> GateVerdict:
+    if not options.enabled:
+        return GateVerdict(enabled=False)
+    tables = {t: writer.read_staged(t, columns) for t, columns in GATE_COLUMNS.items()}
+    return run_gate(tables, options, run_date, writer.data_docs_dir, out)
 
 
-@task(name="write-outputs", cache_policy=NO_CACHE, retries=0)
-def write_tables_task(writer: OutputWriter, rows: dict[str, list[dict[str, Any]]],
-                      quarantined: bool) -> dict[str, Any]:
-    return writer.write_tables(rows, quarantined=quarantined)
+@task(name="publish", cache_policy=NO_CACHE, retries=0)
+def publish_task(writer: RunWriter, manifest: dict, published: bool) -> Path:
+    return writer.commit(manifest, published)

@@ -17,7 +17,7 @@ TABLES = ["documents", "pages", "fields", "line_items", "rule_results", "review_
 
 
 def _table(out: Path, name: str) -> list[dict]:
-    files = sorted(out.glob(f"{name}/run_date=*/part-*.parquet"))
+    files = sorted(out.glob(f"published/run_date=*/*/{name}.parquet"))
     assert len(files) == 1, (name, files)
     return pq.read_table(files[0]).to_pylist()
 

@@ -98,11 +98,11 @@ def routed(tmp_path_factory, samples_dir):
     out = tmp_path_factory.mktemp("out")
     summary = run_ingest(inbox, out, Settings(workers=2, show_progress=False))
     assert summary.published
-    docs = pq.read_table(next((out / "documents").glob("*/*.parquet"))).to_pylist()
+    docs = pq.read_table(next(out.glob("published/*/*/documents.parquet"))).to_pylist()
     invoice = next(d for d in docs if d["source_path"].endswith("nordlicht-0415.pdf"))
     assert invoice["status"] == "needs_review"
     assert "rule_failed:amounts.total_eq_subtotal_plus_tax" in invoice["review_reasons"]
-    fields = pq.read_table(next((out / "fields").glob("*/*.parquet"))).to_pylist()
+    fields = pq.read_table(next(out.glob("published/*/*/fields.parquet"))).to_pylist()
     total = next(f for f in fields if f["doc_id"] == invoice["doc_id"] and f["field_name"] == "total")
     assert total["value"] == WRONG
     return out, invoice
@@ -192,7 +192,7 @@ def test_reviewer_corrects_a_wrong_total_in_the_browser_and_it_survives_a_crash(
              if r["doc_id"] == invoice["doc_id"] and r["rule_id"] == "amounts.total_eq_subtotal_plus_tax"]
     assert rules and rules[0]["passed"] and rules[0]["evaluated_on"] == "review"
     # The published extraction is untouched.
-    published = pq.read_table(next((out / "fields").glob("*/*.parquet"))).to_pylist()
+    published = pq.read_table(next(out.glob("published/*/*/fields.parquet"))).to_pylist()
     assert next(f for f in published if f["doc_id"] == invoice["doc_id"] and f["field_name"] == "total")["value"] == WRONG
     # Not reviewed: the other documents keep the pipeline's status.
     assert all(x["status"] == x["status_original"] for k, x in docs.items() if k != invoice["doc_id"])
@@ -259,7 +259,7 @@ def test_approving_values_that_break_a_rule_asks_first(routed):
     from docingest.review.app import create_app
 
     out, _ = routed
-    docs = pq.read_table(next((out / "documents").glob("*/*.parquet"))).to_pylist()
+    docs = pq.read_table(next(out.glob("published/*/*/documents.parquet"))).to_pylist()
     doc = next(d for d in docs if d["source_path"].endswith("invoice-en-001.pdf"))
     client = TestClient(create_app(out, reviewer="carol"), base_url="http://127.0.0.1")
     page = client.get(f"/doc/{doc['doc_id']}")

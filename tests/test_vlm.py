@@ -266,7 +266,7 @@ def test_vlm_run_end_to_end_then_rerun_from_cache(tmp_path, monkeypatch):
     assert len(limited) == 2 and limited[1] - limited[0] >= 1.0  # Retry-After: 1 honoured
 
     def table(out: str, name: str):
-        return pq.read_table(next((tmp_path / out / name).rglob("*.parquet"))).to_pylist()
+        return pq.read_table(next((tmp_path / out).glob(f"published/*/*/{name}.parquet"))).to_pylist()
 
     for out in ("out1", "out2"):
         documents = {Path(r["source_path"]).stem: r for r in table(out, "documents")}

@@ -1,4 +1,4 @@
-"""The writer's contract (schemas, atomic files) and the evaluation scorer."""
+"""The writer's contract (schemas, a run published as one folder, recovery) and the evaluation scorer."""
 
 from __future__ import annotations
 
@@ -10,7 +10,11 @@ import pyarrow.parquet as pq
 import pytest
 
 from docingest.evaluate import Report, score
-from docingest.writer import OutputWriter, published_rows, rows_for, run_table_rows
+import pyarrow as pa
+
+from docingest.outdir import recover
+from docingest.published import published_rows, run_table_rows
+from docingest.writer import RunWriter, rows_for
 from schemas import (Classification, DocType, DocumentResult, ExtractedValue, Extraction, LineItem,
                      Stage, StageError, Status)
 from schemas.tables import TABLES
@@ -30,44 +34,112 @@ def _result(doc_id="d1", status=Status.ACCEPTED):
     )
 
 
-def test_writer_writes_every_table_with_its_schema_and_no_temp_files(tmp_path):
-    writer = OutputWriter(tmp_path, "run1", "2026-11-23")
-    written = writer.write_tables(rows_for([_result("a"), _result("b", Status.NEEDS_REVIEW), _result("c", Status.FAILED)], "run1"))
-    assert set(written) == set(TABLES)
+def test_writer_stages_every_table_with_its_schema_and_publishes_the_run_as_one_folder(tmp_path):
+    writer = RunWriter(tmp_path, "run1", "2026-11-23")
+    counts = writer.stage([_result("a"), _result("b", Status.NEEDS_REVIEW), _result("c", Status.FAILED)],
+                          processing_key="k1", reused=frozenset({"b"}))
+    assert set(counts) == set(TABLES)
+    assert counts["documents"] == 3 and counts["review_queue"] == 1 and counts["failures"] == 1
+    # Staged, not published: no reader sees any of it yet.
+    assert published_rows(tmp_path, "documents") == []
+    assert not (tmp_path / "published").exists()
+    written = writer.files_written(counts, published=True)
+    index = writer.commit({"run_id": "run1", "at": datetime(2026, 1, 1, tzinfo=timezone.utc),
+                           "files_written": written}, published=True)
+    run_dir = tmp_path / "published" / "run_date=2026-11-23" / "run1"
     for table, schema in TABLES.items():
         path = tmp_path / written[table]["path"]
-        assert path.parent.name == "run_date=2026-11-23"
+        assert path.parent == run_dir
         assert pq.read_schema(path).equals(schema, check_metadata=False), table
-    assert written["documents"]["rows"] == 3
-    assert written["review_queue"]["rows"] == 1
-    assert written["failures"]["rows"] == 1
+    assert json.loads((run_dir / "manifest.json").read_text())["at"] == "2026-01-01T00:00:00+00:00"
+    assert json.loads(index.read_text()) == json.loads((run_dir / "manifest.json").read_text())
     li = pq.read_table(tmp_path / written["line_items"]["path"]).to_pylist()
     assert str(li[0]["amount"]) == "1234.500000"
+    docs = {d["doc_id"]: d for d in published_rows(tmp_path, "documents")}
+    assert docs["b"]["reused"] and not docs["a"]["reused"] and docs["a"]["processing_key"] == "k1"
+    assert docs["c"]["failure_cause"] == "input" and docs["a"]["failure_cause"] is None
     assert not [p for p in tmp_path.rglob(".*") if p.is_file()]
-    manifest = writer.write_manifest({"run_id": "run1", "at": datetime(2026, 1, 1, tzinfo=timezone.utc)})
-    assert json.loads(manifest.read_text())["at"] == "2026-01-01T00:00:00+00:00"
+    assert not any((tmp_path / "_state" / "staging").iterdir())
+
+
+def test_rows_are_written_a_batch_of_documents_at_a_time(tmp_path, monkeypatch):
+    import docingest.writer as w
+
+    monkeypatch.setattr(w, "BATCH_DOCUMENTS", 2)
+    writer = RunWriter(tmp_path, "run1", "2026-11-23")
+    counts = writer.stage(_result(f"d{i}") for i in range(5))
+    assert counts["documents"] == 5
+    # Three batches of rows: 2 + 2 + 1 documents, each its own row group.
+    assert pq.ParquetFile(writer.staging / "documents.parquet").num_row_groups == 3
+    assert [r["doc_id"] for r in writer.read_staged("documents").to_pylist()] == [f"d{i}" for i in range(5)]
 
 
 def test_a_quarantined_run_is_written_outside_the_published_tables(tmp_path):
-    writer = OutputWriter(tmp_path, "run1", "2026-11-23")
-    written = writer.write_tables(rows_for([_result("a")], "run1"), quarantined=True)
+    writer = RunWriter(tmp_path, "run1", "2026-11-23")
+    counts = writer.stage([_result("a")])
+    written = writer.files_written(counts, published=False)
     assert written["documents"]["path"] == "quarantine/run1/documents.parquet"
-    assert not (tmp_path / "documents").exists()
+    writer.commit({"run_id": "run1", "published": False}, published=False)
+    assert (tmp_path / "quarantine" / "run1" / "manifest.json").exists()
+    assert not (tmp_path / "published").exists()
     assert published_rows(tmp_path, "documents") == []
     assert [r["doc_id"] for r in run_table_rows(tmp_path, "documents", "run1")] == ["a"]
 
 
-def test_a_failed_write_leaves_no_partial_file(tmp_path, monkeypatch):
+def test_a_failed_write_publishes_nothing_and_the_next_run_removes_its_leftovers(tmp_path, monkeypatch):
     import docingest.writer as w
 
-    def boom(table, where, **kwargs):
-        Path(where).write_bytes(b"PAR1 half a file")
+    real = w.pq.ParquetWriter.write_table
+
+    def boom(self, table, *args, **kwargs):
+        real(self, table, *args, **kwargs)
         raise OSError("disk full")
 
-    monkeypatch.setattr(w.pq, "write_table", boom)
+    monkeypatch.setattr(w.pq.ParquetWriter, "write_table", boom)
+    writer = RunWriter(tmp_path, "run1", "2026-11-23")
     with pytest.raises(OSError):
-        OutputWriter(tmp_path, "run1", "2026-11-23").write_tables(rows_for([_result()], "run1"))
-    assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
+        writer.stage([_result()])
+    assert published_rows(tmp_path, "documents") == []
+    assert writer.staging.exists()
+    done = recover(tmp_path)
+    assert done == ["removed the staging folder of unfinished run run1"]
+    assert [p for p in tmp_path.rglob("*") if p.is_file() and p.name != "lock"] == []
+
+
+def test_recovery_restores_a_committed_runs_index_and_drops_data_docs_of_unfinished_runs(tmp_path):
+    writer = RunWriter(tmp_path, "run1", "2026-11-23")
+    writer.commit({"run_id": "run1", "files_written": writer.files_written(writer.stage([_result("a")]), True)}, True)
+    (tmp_path / "runs" / "run1.json").unlink()  # killed right after the rename
+    (tmp_path / "data_docs" / "run2").mkdir(parents=True)  # a run killed in its batch gate
+    (tmp_path / "data_docs" / "run1").mkdir(parents=True)
+    stray = tmp_path / "runs" / ".run3.json.abc.tmp"
+    stray.write_text("{")
+    done = recover(tmp_path)
+    assert json.loads((tmp_path / "runs" / "run1.json").read_text())["run_id"] == "run1"
+    assert not (tmp_path / "data_docs" / "run2").exists() and (tmp_path / "data_docs" / "run1").exists()
+    assert not stray.exists()
+    assert len(done) == 3, done
+
+
+def test_contract_7_output_folders_move_to_the_run_layout_and_torn_runs_go(tmp_path):
+    """Before contract 8 each table was published on its own; a kill between them left a torn run."""
+    rows = rows_for([_result("a")], "old1")
+    for run_id, tables in (("old1", TABLES), ("torn", ["documents", "pages"])):
+        for table in tables:
+            path = tmp_path / table / "run_date=2026-11-20" / f"part-{run_id}.parquet"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            pq.write_table(pa.Table.from_pylist(rows[table], schema=TABLES[table]), path)
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "runs" / "old1.json").write_text(json.dumps({"run_id": "old1", "published": True, "files_written": {
+        t: {"path": f"{t}/run_date=2026-11-20/part-old1.parquet", "rows": len(rows[t])} for t in TABLES}}))
+    done = recover(tmp_path)
+    assert [d["doc_id"] for d in published_rows(tmp_path, "documents")] == ["a"]
+    manifest = json.loads((tmp_path / "runs" / "old1.json").read_text())
+    assert manifest["files_written"]["fields"]["path"] == "published/run_date=2026-11-20/old1/fields.parquet"
+    assert all((tmp_path / w["path"]).exists() for w in manifest["files_written"].values())
+    for table in TABLES:
+        assert not (tmp_path / table).exists()
+    assert any("torn" in line for line in done), done
 
 
 def test_score_counts_precision_recall_and_accepted_precision(tmp_path):

@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from docingest.review.store import DecisionLog
-from docingest.writer import published_rows
+from docingest.outdir import OutLayout
+from docingest.published import published_rows
 
 
 @dataclass
@@ -31,7 +32,8 @@ class PublishedTables:
         self._by_doc: dict[str, dict[str, list[dict[str, Any]]]] = {}
 
     def _files_stamp(self) -> tuple:
-        return tuple(sorted((str(p), p.stat().st_mtime_ns) for p in self.out.glob("*/run_date=*/part-*.parquet")))
+        # A run appears by one rename of its folder: the list of run folders says when to re-read.
+        return tuple(str(p) for p in OutLayout(self.out).published_runs())
 
     def refresh(self) -> None:
         with self._lock:

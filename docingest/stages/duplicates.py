@@ -1,19 +1,19 @@
 """Duplicate invoices: the same vendor and invoice number on another document, in this run or
 in an earlier published one. A duplicate is how an invoice gets paid twice.
 
-Within one run, one document of a vendor + invoice number group is the original and the others
-are its copies: the first (by path) that routed to accepted, else the first by path. The
-original keeps its route. A copy becomes a ``duplicate`` (not loaded again, not reviewed, its
-row names the original) only when three things hold: the original is accepted, the copy would
-have been accepted on its own, and every field reads the same on both. Vendors re-send the
-same invoice; that needs no person. Any other copy goes to review naming the original: a
-number reused with another date or amount is exactly what a person must see. A vendor + invoice
-number published by an earlier run is the original in the same way.
+The documents of a vendor + invoice number group, this run's and the published ones, have one
+original: the one published first (this run's new documents come last), then an accepted one,
+then the first by path. Ordering by first publication keeps the verdicts stable: a rerun over
+the same folder sees the same original as the run before it. The original keeps its route. A
+copy becomes a ``duplicate`` (not loaded again, not reviewed, its row names the original) only
+when three things hold: the original is accepted, the copy would have been accepted on its own,
+and every field reads the same on both. Vendors re-send the same invoice; that needs no person.
+Any other copy goes to review naming the original: a number reused with another date or amount
+is exactly what a person must see.
 
-The same bytes are one document whatever the number of paths: several files in this run list
-all their paths on one row, and re-processing a file already published (same bytes, same path)
-is no duplicate, since nightly runs over a folder see their old files again. The same bytes
-published from another path are a duplicate of that document.
+The same bytes are one document whatever its paths: several files in this run are one row
+listing all their paths, and a document an earlier run published is that document again, never
+a duplicate of its own earlier row, wherever its file lies now.
 """
 
 from __future__ import annotations
@@ -24,9 +24,10 @@ from dataclasses import dataclass
 
 from schemas.fields import DocType
 from schemas.records import DocumentResult, PriorDocument, RuleResult, Severity, Status
+from schemas.runs import DocumentSummary, DuplicateVerdict
 
 RULE_ID = "duplicates.invoice"
-_FINANCIAL = {DocType.INVOICE, DocType.RECEIPT}
+FINANCIAL = {DocType.INVOICE, DocType.RECEIPT}
 
 Key = tuple[str, str]
 Values = dict[str, list[str]]
@@ -40,16 +41,6 @@ def invoice_key(vendor_name: str | None, invoice_number: str | None) -> Key | No
     return (vendor, number) if vendor and number else None
 
 
-@dataclass(frozen=True)
-class _Original:
-    """What a copy is compared with: a document of this run or of an earlier published one."""
-
-    doc_id: str
-    how: str  # what the copy shares with it, and where it is
-    accepted: bool
-    values: Values
-
-
 def read_values(result: DocumentResult) -> Values:
     """Every field value read on the document, as ``PriorDocument.values`` holds them."""
     values: Values = defaultdict(list)
@@ -59,68 +50,82 @@ def read_values(result: DocumentResult) -> Values:
     return {name: sorted(vs) for name, vs in values.items()}
 
 
+def _first(values: Values, name: str) -> str | None:
+    return (values.get(name) or [None])[0]
+
+
+def _key(values: Values) -> Key | None:
+    return invoice_key(_first(values, "vendor_name"), _first(values, "invoice_number"))
+
+
 def _fold(values: Values) -> dict[str, list[str]]:
     """Values as compared: two renderings of one invoice may space a word differently
     ("Industrieser vice" where the glyphs are kerned apart), which is no other content."""
     return {name: sorted(re.sub(r"\s+", "", v.casefold()) for v in vs) for name, vs in values.items()}
 
 
-def _value(result: DocumentResult, name: str) -> str | None:
-    v = result.extraction.get(name) if result.extraction else None
-    return (v.value or v.value_raw) if v else None
+@dataclass(frozen=True)
+class _Member:
+    """A document of a vendor + invoice number group, from this run or a published one."""
+
+    doc_id: str
+    first_run: str | None  # the first published run that held it; None: new in this run
+    accepted: bool
+    path: str
+    where: str  # "(this run)" or "(earlier run R)"
+    values: Values
+
+    def order(self) -> tuple:
+        return (self.first_run is None, self.first_run or "", not self.accepted, self.path, self.doc_id)
 
 
-def _key(result: DocumentResult) -> Key | None:
-    return invoice_key(_value(result, "vendor_name"), _value(result, "invoice_number"))
+def _current(d: DocumentSummary, published: PriorDocument | None) -> _Member:
+    # Its status in this run counts, as it did when it was first published: the original of a
+    # group never changes its route, so a rerun orders the group as the first run did.
+    return _Member(d.doc_id, published.first_run_id or published.run_id if published else None,
+                   d.status == Status.ACCEPTED, d.source_path, "(this run)", d.values)
 
 
-def _originals(checked: list[DocumentResult]) -> dict[Key, DocumentResult]:
-    """The original of each vendor + invoice number group in this run."""
-    groups: dict[Key, list[DocumentResult]] = defaultdict(list)
-    for r in checked:
-        if (key := _key(r)) is not None:
-            groups[key].append(r)
-    return {key: min(members, key=lambda r: (r.status != Status.ACCEPTED, r.source_path, r.doc_id))
-            for key, members in groups.items()}
+def _published(p: PriorDocument) -> _Member:
+    return _Member(p.doc_id, p.first_run_id or p.run_id, p.status == Status.ACCEPTED.value,
+                   p.source_paths[0] if p.source_paths else p.doc_id, f"(earlier run {p.run_id})", p.values)
 
 
-def _prior_original(p: PriorDocument, shared: str) -> _Original:
-    where = p.source_paths[0] if p.source_paths else p.doc_id
-    return _Original(p.doc_id, f"{shared} {where} (earlier run {p.run_id})", p.status == Status.ACCEPTED.value,
-                     p.values)
-
-
-def check_duplicates(results: list[DocumentResult], prior: list[PriorDocument]) -> list[DocumentResult]:
-    """Add a ``duplicates.invoice`` rule result to every invoice/receipt. A copy that re-issues
-    an accepted original field for field becomes ``duplicate``; any other copy goes to review.
-    Returns the same list, updated in place."""
-    # One entry per document (``writer.prior_documents`` folds the nights a file was re-published).
+def check_duplicates(documents: list[DocumentSummary], prior: list[PriorDocument]) -> dict[str, DuplicateVerdict]:
+    """A ``duplicates.invoice`` verdict for every invoice and receipt of ``documents``, by
+    doc_id, against each other and the published ``prior`` documents (one entry per document,
+    ``published.prior_documents``). Statuses are read before any verdict, so the order documents
+    are checked in does not matter."""
+    current = {d.doc_id: d for d in documents if d.doc_id is not None and d.doc_type in FINANCIAL}
     prior_by_id = {p.doc_id: p for p in prior}
-    prior_by_key: dict[Key, list[PriorDocument]] = defaultdict(list)
-    # An accepted one first: that is the copy a re-issue is compared with.
-    for p in sorted(prior_by_id.values(), key=lambda p: (p.status != Status.ACCEPTED.value, p.run_id, p.doc_id)):
-        if key := invoice_key(p.vendor_name, p.invoice_number):
-            prior_by_key[key].append(p)
+    groups: dict[Key, list[_Member]] = defaultdict(list)
+    for d in current.values():
+        if (key := _key(d.values)) is not None:
+            groups[key].append(_current(d, prior_by_id.get(d.doc_id)))
+    for p in prior:
+        key = invoice_key(p.vendor_name, p.invoice_number)
+        # A document this run holds is compared as this run read it.
+        if key in groups and p.doc_id not in current:
+            groups[key].append(_published(p))
 
-    checked = [r for r in results if r.doc_id is not None and r.classification is not None
-               and r.classification.doc_type in _FINANCIAL]
-    originals = _originals(checked)
-    # Decided before any status changes, so the order documents are checked in doesn't matter.
-    accepted_here = {r.doc_id for r in checked if r.status == Status.ACCEPTED}
-    for r in checked:
-        original = _original_of(r, prior_by_id, prior_by_key, originals, accepted_here)
-        if original is None:
-            several = f"same bytes under {len(r.source_paths)} paths in this run: one document; " \
-                if len(r.source_paths) > 1 else ""
-            r.rule_results.append(RuleResult(rule_id=RULE_ID, severity=Severity.ERROR, passed=True,
-                                             message=several + "no duplicate found"))
+    verdicts: dict[str, DuplicateVerdict] = {}
+    for d in current.values():
+        key = _key(d.values)
+        original = min(groups[key], key=_Member.order) if key is not None else None
+        if original is None or original.doc_id == d.doc_id:
+            several = (f"same bytes under {len(d.source_paths)} paths in this run: one document; "
+                       if len(d.source_paths) > 1 else "")
+            verdicts[d.doc_id] = DuplicateVerdict(status=d.status, rule=RuleResult(
+                rule_id=RULE_ID, severity=Severity.ERROR, passed=True, message=several + "no duplicate found"))
             continue
-        same = _fold(read_values(r)) == _fold(original.values)
-        if original.accepted and same and r.status == Status.ACCEPTED:
-            r.status, r.duplicate_of = Status.DUPLICATE, original.doc_id
-            r.rule_results.append(RuleResult(rule_id=RULE_ID, severity=Severity.WARNING, passed=False, message=(
-                f"re-issue of {original.doc_id}: {original.how}, accepted there; every field reads the same, "
-                "so it is not loaded again")))
+        how = f"vendor and invoice number {_first(d.values, 'invoice_number')} also on {original.path} {original.where}"
+        same = _fold(d.values) == _fold(original.values)
+        if original.accepted and same and d.status == Status.ACCEPTED:
+            verdicts[d.doc_id] = DuplicateVerdict(
+                status=Status.DUPLICATE, duplicate_of=original.doc_id, rule=RuleResult(
+                    rule_id=RULE_ID, severity=Severity.WARNING, passed=False, message=(
+                        f"re-issue of {original.doc_id}: {how}, accepted there; every field reads the same, "
+                        "so it is not loaded again")))
             continue
         if not same:
             why = "its fields differ from the original's"
@@ -128,34 +133,17 @@ def check_duplicates(results: list[DocumentResult], prior: list[PriorDocument]) 
             why = "every field reads the same, but the original was not accepted"
         else:
             why = "every field reads the same, but this copy fails its own checks"
-        r.rule_results.append(RuleResult(rule_id=RULE_ID, severity=Severity.ERROR, passed=False,
-                                         message=f"duplicate of {original.doc_id}: {original.how}; {why}"))
-        reason = f"rule_failed:{RULE_ID}"
-        if reason not in r.review_reasons:
-            r.review_reasons.append(reason)
-        if r.status == Status.ACCEPTED:
-            r.status = Status.NEEDS_REVIEW
-    return results
+        verdicts[d.doc_id] = DuplicateVerdict(
+            status=Status.NEEDS_REVIEW if d.status == Status.ACCEPTED else d.status,
+            review_reason=f"rule_failed:{RULE_ID}",
+            rule=RuleResult(rule_id=RULE_ID, severity=Severity.ERROR, passed=False,
+                            message=f"duplicate of {original.doc_id}: {how}; {why}"))
+    return verdicts
 
 
-def _original_of(r: DocumentResult, prior_by_id: dict[str, PriorDocument],
-                 prior_by_key: dict[Key, list[PriorDocument]], originals: dict[Key, DocumentResult],
-                 accepted_here: set[str]) -> _Original | None:
-    """The document ``r`` repeats, if any: the same bytes published from another path, else a
-    published document with its vendor + number (an accepted one first, then the earliest),
-    else its group's original in this run."""
-    same_bytes = prior_by_id.get(r.doc_id)
-    if same_bytes is not None and set(same_bytes.source_paths) - set(r.source_paths):
-        return _prior_original(same_bytes, "same bytes as")
-    key = _key(r)
-    if key is None:
-        return None
-    shared = f"vendor and invoice number {_value(r, 'invoice_number')} also on"
-    earlier = [p for p in prior_by_key.get(key, []) if p.doc_id != r.doc_id]
-    if earlier:
-        return _prior_original(earlier[0], shared)
-    first = originals[key]
-    if first is r:
-        return None
-    return _Original(first.doc_id, f"{shared} {first.source_path} (this run)", first.doc_id in accepted_here,
-                     read_values(first))
+def apply_verdict(result: DocumentResult, verdict: DuplicateVerdict) -> None:
+    """Fold a verdict into the document's full result, as the writer publishes it."""
+    result.rule_results.append(verdict.rule)
+    result.status, result.duplicate_of = verdict.status, verdict.duplicate_of
+    if verdict.review_reason and verdict.review_reason not in result.review_reasons:
+        result.review_reasons.append(verdict.review_reason)

@@ -22,6 +22,9 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.compute as pc
+
 from docingest.config import GateOptions
 from docingest.errors import SuiteError
 from schemas.fields import DocType, FieldKind, field_specs
@@ -50,6 +53,12 @@ def load_suite_specs(directory: Path) -> list[dict[str, Any]]:
             severity = (e.get("meta") or {}).get("severity")
             if severity not in {s.value for s in GateSeverity}:
                 raise SuiteError(f"{path.name}: expectation {i} ({e.get('type')}) needs meta.severity fail|warn")
+            min_rows = (e.get("meta") or {}).get("min_rows")
+            if min_rows is not None and not (
+                    (isinstance(min_rows, int) and min_rows >= 0)
+                    or (isinstance(min_rows, dict) and min_rows.get("$PARAMETER") in PARAMETER_NAMES)):
+                raise SuiteError(f"{path.name}: expectation {i} ({e.get('type')}): meta.min_rows must be a "
+                                 f"count or {{\"$PARAMETER\": one of {', '.join(sorted(PARAMETER_NAMES))}}}")
         if not spec.get("expectations"):
             raise SuiteError(f"{path.name}: no expectations")
         spec["_file"] = path.name
@@ -70,25 +79,34 @@ def gate_parameters(options: GateOptions, run_date: date) -> dict[str, Any]:
         "min_share_balanced": round(1 - options.max_unbalanced_share, 6),
         "max_invoice_age_days": options.max_invoice_age_days,
         "run_date": run_date.isoformat(),
+        "min_rows_for_shares": options.min_rows_for_shares,
     }
 
 
-def build_views(rows: dict[str, list[dict[str, Any]]], run_date: date):
-    """pandas frames, one per view a suite can name."""
+PARAMETER_NAMES = frozenset(gate_parameters(GateOptions(), date(2000, 1, 1)))
+
+
+def build_views(tables: dict[str, pa.Table], run_date: date):
+    """pandas frames, one per view a suite can name, from the run's Arrow tables (only the
+    columns the views need are converted)."""
     import pandas as pd
 
-    documents = pd.DataFrame(rows["documents"], columns=[
-        "doc_id", "doc_type", "status", "error_count", "page_count", "size_bytes", "credit_note"])
-    views = {"documents": documents,
-             "line_items": pd.DataFrame(rows["line_items"], columns=["doc_id", "line_no", "amount", "page"])}
-    if not views["line_items"].empty:
-        views["line_items"]["amount"] = views["line_items"]["amount"].map(_float)
+    documents = tables["documents"].select(
+        ["doc_id", "doc_type", "status", "error_count", "page_count", "size_bytes", "credit_note",
+         "failure_cause"]).to_pandas()
+    # Column-map expectations skip nulls: a document that did not fail has cause "none", so a
+    # share of failures is a share of all documents.
+    documents["failure_cause"] = documents["failure_cause"].fillna("none")
+    items = tables["line_items"].select(["doc_id", "line_no", "amount", "page"]).to_pandas()
+    items["amount"] = items["amount"].map(_float)
+    views = {"documents": documents, "line_items": items}
     by_doc: dict[str, dict[str, Any]] = {}
-    for f in rows["fields"]:
-        if f["key"] is None:
-            # The normalized value: what the warehouse loads (a raw-only value is null there).
-            by_doc.setdefault(f["doc_id"], {}).setdefault(f["field_name"], f["value"])
-    doc_rows = {d["doc_id"]: d for d in rows["documents"] if d["doc_id"]}
+    fields = tables["fields"].select(["doc_id", "field_name", "key", "value"])
+    for f in fields.filter(pc.is_null(fields["key"])).to_pylist():
+        # The normalized value: what the warehouse loads (a raw-only value is null there).
+        by_doc.setdefault(f["doc_id"], {}).setdefault(f["field_name"], f["value"])
+    doc_rows = {d["doc_id"]: d for d in tables["documents"].select(
+        ["doc_id", "doc_type", "status", "credit_note"]).to_pylist() if d["doc_id"]}
     for doc_type in FIELD_VIEW_TYPES:
         specs = field_specs(doc_type)
         records = []
@@ -128,7 +146,7 @@ def _age_days(iso: str | None, run_date: date) -> int | None:
         return None
 
 
-def run_gate(rows: dict[str, list[dict[str, Any]]], options: GateOptions, run_date: date,
+def run_gate(tables: dict[str, pa.Table], options: GateOptions, run_date: date,
              docs_dir: Path, out: Path) -> GateVerdict:
     """Validate the run's tables against every suite and build Data Docs into ``docs_dir``."""
     if not options.enabled:
@@ -158,12 +176,15 @@ def run_gate(rows: dict[str, list[dict[str, Any]]], options: GateOptions, run_da
         "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
     })
     source = context.data_sources.add_pandas("docingest")
-    views = build_views(rows, run_date)
+    views = build_views(tables, run_date)
     parameters = gate_parameters(options, run_date)
     outcomes: list[ExpectationOutcome] = []
     for spec in specs:
         name, table = spec["name"], spec["meta"]["table"]
-        raw = [{k: v for k, v in e.items() if k in ("type", "kwargs", "meta")} for e in spec["expectations"]]
+        raw, skipped = _too_few_rows(spec, len(views[table]), parameters)
+        outcomes.extend(skipped)
+        if not raw:
+            continue
         try:
             suite = gx.ExpectationSuite(name=name, expectations=raw, meta={"table": table})
         except Exception as exc:  # noqa: BLE001 - GX raises many kinds for a bad entry
@@ -193,6 +214,28 @@ def run_gate(rows: dict[str, list[dict[str, Any]]], options: GateOptions, run_da
     index = docs_dir / "index.html"
     verdict.data_docs = str(index.relative_to(out)) if index.exists() else None
     return verdict
+
+
+def _too_few_rows(spec: dict[str, Any], rows: int,
+                  parameters: dict[str, Any]) -> tuple[list[dict[str, Any]], list[ExpectationOutcome]]:
+    """Split a suite's expectations into those to run and those skipped for too few rows. A
+    share says something about a batch only over enough documents: one future-dated invoice in
+    a run of six is 17 %, and its own row rule already holds that document for review. An
+    expectation opts in with ``meta.min_rows`` (a number or a ``$PARAMETER``)."""
+    run, skipped = [], []
+    for e in spec["expectations"]:
+        meta = e.get("meta") or {}
+        need = meta.get("min_rows")
+        if isinstance(need, dict):
+            need = parameters[need["$PARAMETER"]]
+        if need and rows < need:
+            skipped.append(ExpectationOutcome(
+                suite=spec["name"], expectation=e["type"], column=(e.get("kwargs") or {}).get("column"),
+                severity=GateSeverity(meta["severity"]), success=True, skipped=True,
+                observed={"rows": rows, "min_rows": need}, description=meta.get("description", "")))
+        else:
+            run.append({k: v for k, v in e.items() if k in ("type", "kwargs", "meta")})
+    return run, skipped
 
 
 def _outcome(suite: str, r) -> ExpectationOutcome:
