@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -24,3 +25,17 @@ def progress_bar(total: int, enabled: bool) -> Iterator[callable]:
             progress.update(bar, advance=1, description=label[-40:])
 
         yield advance
+
+
+class Laps:
+    """Seconds spent in each phase of a run: ``lap(name)`` closes the phase that ran since the
+    previous lap (the manifest's ``durations.phases``)."""
+
+    def __init__(self) -> None:
+        self._last = time.perf_counter()
+        self.seconds: dict[str, float] = {}
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.seconds[name] = round(self.seconds.get(name, 0.0) + now - self._last, 3)
+        self._last = now

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from docingest.errors import INPUT_DEFECT_KINDS, failure_cause
+from docingest.errors import INPUT_DEFECT_KINDS, RunError, failure_cause
 from docingest.fsio import write_bytes_atomic
 from docingest.outdir import OutLayout
 from docingest.stages.duplicates import FINANCIAL, read_values
@@ -78,6 +78,13 @@ class ResultStore:
         except (OSError, EOFError, ValueError, ValidationError) as exc:
             log.warning("stored result %s is unreadable (%s): the document is processed again", path, exc)
             return None
+
+    def summary(self, doc_id: str) -> DocumentSummary:
+        """The summary of a result this run stored."""
+        result = self.load(doc_id)
+        if result is None:
+            raise RunError(f"the stored result of document {doc_id} is gone from {self.root}")
+        return summarize(result)
 
     def reusable(self, doc_id: str) -> DocumentResult | None:
         result = self.load(doc_id)

@@ -32,12 +32,12 @@ from docingest.engines.vlm import VlmEngine, build_client
 from docingest.outdir import OutputLock, recover
 from docingest.pipeline import Engines, crashed_result, unreadable_result
 from docingest.processing_key import processing_key
-from docingest.progress import progress_bar
+from docingest.progress import Laps, progress_bar
 from docingest.result_store import ResultStore, summarize
 from docingest.stages.calibrate import load_table
 from docingest.writer import RunWriter
 from schemas.gate import GateVerdict
-from schemas.records import FailureCause, Status, VlmUsage
+from schemas.records import FailureCause, SourceDocument, Status, VlmUsage
 from schemas.runs import DocumentSummary, DuplicateVerdict, ProcessingKey
 from schemas.tables import CONTRACT_VERSION
 from tasks.documents import process_document_task
@@ -81,15 +81,18 @@ def ingest(source: Path | list[Path], out: Path, settings: Settings, label: str 
     started_at, t0 = datetime.now(timezone.utc), time.perf_counter()
     run_id = started_at.strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:8]
     run_date = started_at.date()
+    laps = Laps()
     with OutputLock(out):
         # a killed run's leftovers: its staging folder goes, its documents' results stay
         recovered = recover(out)
         writer = RunWriter(out, run_id, run_date.isoformat())
+        laps.lap("recover")
 
         # discover
         documents, unreadable = discover_task(source)
         logger.info("%d files, %d distinct documents", sum(len(d.paths) for d in documents) + len(unreadable),
                     len(documents))
+        laps.lap("discover")
 
         # reuse: documents OUT already holds a result for, under this run's processing key
         key = processing_key(settings)
@@ -98,6 +101,7 @@ def ingest(source: Path | list[Path], out: Path, settings: Settings, label: str 
         done = {s.doc_id for s in summaries}
         todo = [d for d in documents if d.doc_id not in done]
         logger.info("processing key %s: %d documents reused, %d to process", key.digest, len(done), len(todo))
+        laps.lap("reuse")
 
         # render → read → classify → extract → validate → route, one task per document; each
         # result is in the store the moment its task ends
@@ -105,43 +109,32 @@ def ingest(source: Path | list[Path], out: Path, settings: Settings, label: str 
         with progress_bar(len(documents), settings.show_progress) as advance:
             for s in summaries:
                 advance(s.source_path.rsplit("/", 1)[-1])
-            if todo:
-                process = process_document_task.with_options(
-                    retries=settings.task_retries,
-                    retry_delay_seconds=exponential_backoff(backoff_factor=settings.retry_delay_seconds)(
-                        settings.task_retries) if settings.task_retries else 0,
-                )
-                futures = process.map(todo, settings=unmapped(settings), engines=unmapped(engines),
-                                      store=unmapped(store))
-                by_future = {f.task_run_id: d for f, d in zip(futures, todo)}
-                for future in as_completed(futures):
-                    doc = by_future[future.task_run_id]
-                    try:
-                        summaries.append(future.result())
-                    except Exception as exc:  # retries exhausted: the document fails, the run goes on
-                        summaries.append(store.save(crashed_result(doc, f"{type(exc).__name__}: {exc}")))
-                    advance(doc.name)
+            summaries += _process(todo, settings, engines, store, advance)
         failed_reads = [unreadable_result(u.path, u.message) for u in unreadable]
         summaries.sort(key=lambda s: s.source_path)
         summaries.extend(summarize(r) for r in failed_reads)
+        laps.lap("process")
 
         # validate across documents: duplicate invoices in this run and in published runs
         verdicts = check_duplicates_task(summaries, out)
         _apply_statuses(summaries, verdicts)
+        laps.lap("duplicates")
 
         # write: the run's tables into its staging folder, a batch of documents at a time
         counts = stage_tables_task(writer, summaries, verdicts, store, failed_reads)
+        laps.lap("stage")
 
         # batch gate (Great Expectations): a broken fail-level expectation quarantines the run
         verdict = batch_gate_task(writer, settings.gate, run_date, out)
         if verdict.failed:
             logger.warning("run %s quarantined: %s", run_id, "; ".join(verdict.reasons()))
+        laps.lap("gate")
 
         # publish (or quarantine): the manifest joins the tables, one rename makes them visible
         seconds = round(time.perf_counter() - t0, 2)
         manifest = _manifest(run_id, started_at, source, out, settings, documents, unreadable, summaries,
                              writer.files_written(counts, verdict.published), seconds, engines, verdict, key,
-                             recovered)
+                             recovered, laps)
         manifest_path = publish_task(writer, manifest, verdict.published)
         dropped = store.prune()
         if dropped:
@@ -167,6 +160,48 @@ def run_ingest(source: Path | list[Path], out: Path, settings: Settings, vlm_cli
     label = f"{len(source)}-files" if isinstance(source, list) else source.name
     return ingest.with_options(task_runner=runner)(
         source=source, out=out, settings=settings, label=label, vlm_client=vlm_client, reprocess=reprocess)
+
+
+# Documents per child flow run. Prefect keeps per-task bookkeeping (contexts, cancel events)
+# until the flow run that ran the task ends: in child runs of this size it is released batch by
+# batch, so memory does not grow with the number of documents.
+BATCH_DOCUMENTS = 250
+
+
+def _process(todo: list[SourceDocument], settings: Settings, engines: Engines | None, store: ResultStore,
+             advance) -> list[DocumentSummary]:
+    """The documents in batches, each a child flow run; returns their summaries."""
+    summaries: list[DocumentSummary] = []
+    for start in range(0, len(todo), BATCH_DOCUMENTS):
+        batch = todo[start:start + BATCH_DOCUMENTS]
+        process_batch.with_options(task_runner=ThreadPoolTaskRunner(max_workers=settings.effective_workers()))(
+            batch=batch, settings=settings, engines=engines, store=store, advance=advance,
+            label=f"{start + 1}-{start + len(batch)}")
+        summaries += [store.summary(d.doc_id) for d in batch]
+    return summaries
+
+
+@flow(name="process-documents", flow_run_name="documents-{label}", validate_parameters=False)
+def process_batch(batch: list[SourceDocument], settings: Settings, engines: Any, store: Any,
+                  advance: Any, label: str) -> None:
+    """One mapped task per document; a document whose task failed after its retries is stored
+    as failed (never reused), and the run goes on. ``engines`` (``Engines``) and ``store``
+    (``ResultStore``) are typed Any: Prefect builds a parameter schema for every flow, and an
+    engine Protocol has none."""
+    process = process_document_task.with_options(
+        retries=settings.task_retries,
+        retry_delay_seconds=exponential_backoff(backoff_factor=settings.retry_delay_seconds)(
+            settings.task_retries) if settings.task_retries else 0,
+    )
+    futures = process.map(batch, settings=unmapped(settings), engines=unmapped(engines), store=unmapped(store))
+    by_future = {f.task_run_id: d for f, d in zip(futures, batch)}
+    for future in as_completed(futures):
+        doc = by_future[future.task_run_id]
+        try:
+            future.result()
+        except Exception as exc:  # retries exhausted: the document fails, the run goes on
+            store.save(crashed_result(doc, f"{type(exc).__name__}: {exc}"))
+        advance(doc.name)
 
 
 def _engines(settings: Settings, vlm_client: Any) -> Engines:
@@ -202,7 +237,7 @@ def _publish_data_docs_link(verdict: GateVerdict, out: Path) -> None:
 
 def _manifest(run_id, started_at, source, out, settings, documents, unreadable,
               summaries: list[DocumentSummary], written, seconds, engines: Engines | None, verdict: GateVerdict,
-              key: ProcessingKey, recovered: list[str]) -> dict[str, Any]:
+              key: ProcessingKey, recovered: list[str], laps: Laps) -> dict[str, Any]:
     input_files = sorted({p for d in documents for p in d.paths} | {u.path for u in unreadable})
     accounted = sorted({p for s in summaries for p in s.source_paths})
     processed = [s for s in summaries if not s.reused]
@@ -247,6 +282,9 @@ def _manifest(run_id, started_at, source, out, settings, documents, unreadable,
         "files_written": written,
         "durations": {
             "wall_seconds": seconds,
+            # Inside the flow, up to the publish: recover, discover, reuse, process, duplicates,
+            # stage, gate.
+            "phases": laps.seconds,
             "document_seconds_total": round(sum(s.duration_ms for s in processed) / 1000, 2),
             "pages_per_second": round(pages / seconds, 2) if seconds else None,
         },

@@ -10,7 +10,6 @@ from docingest.config import Settings
 from docingest.pipeline import Engines, process_document
 from docingest.result_store import ResultStore
 from schemas.records import SourceDocument
-from schemas.runs import DocumentSummary
 from tasks.retry import retry_if_transient
 
 
@@ -24,7 +23,9 @@ from tasks.retry import retry_if_transient
     retry_jitter_factor=0.5,
 )
 def process_document_task(source: SourceDocument, settings: Settings, engines: Engines,
-                          store: ResultStore) -> DocumentSummary:
+                          store: ResultStore) -> None:
     """The result is stored durably before the task ends (a kill loses at most the documents in
-    flight); the flow keeps only its summary."""
-    return store.save(process_document(source, settings, engines))
+    flight); the flow reads back its summary. Returns None on purpose: Prefect keeps a state
+    for every task result an object can be traced to until the flow run ends, which would
+    make memory grow with the number of documents."""
+    store.save(process_document(source, settings, engines))
