@@ -14,7 +14,6 @@ from __future__ import annotations
 import platform
 import time
 import uuid
-from collections import Counter
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
@@ -29,6 +28,7 @@ from pydantic import BaseModel
 from docingest.config import ExtractorName, Settings
 from docingest.engines import TextLayerEngine, build_ocr_engine
 from docingest.engines.vlm import VlmEngine, build_client
+from docingest.ledger import RunLedger
 from docingest.outdir import OutputLock, recover
 from docingest.pipeline import Engines, crashed_result, unreadable_result
 from docingest.processing_key import processing_key
@@ -38,7 +38,7 @@ from docingest.stages.calibrate import load_table
 from docingest.writer import RunWriter
 from schemas.gate import GateVerdict
 from schemas.records import FailureCause, SourceDocument, Status, VlmUsage
-from schemas.runs import DocumentSummary, DuplicateVerdict, ProcessingKey
+from schemas.runs import ProcessingKey
 from schemas.tables import CONTRACT_VERSION
 from tasks.documents import process_document_task
 from tasks.io import (
@@ -97,8 +97,10 @@ def ingest(source: Path | list[Path], out: Path, settings: Settings, label: str 
         # reuse: documents OUT already holds a result for, under this run's processing key
         key = processing_key(settings)
         store = ResultStore(out, key)
-        summaries: list[DocumentSummary] = [] if reprocess else reuse_task(store, documents)
-        done = {s.doc_id for s in summaries}
+        ledger = RunLedger()
+        if not reprocess:
+            reuse_task(store, documents, ledger)
+        done = ledger.doc_ids()
         todo = [d for d in documents if d.doc_id not in done]
         logger.info("processing key %s: %d documents reused, %d to process", key.digest, len(done), len(todo))
         laps.lap("reuse")
@@ -107,21 +109,20 @@ def ingest(source: Path | list[Path], out: Path, settings: Settings, label: str 
         # result is in the store the moment its task ends
         engines = _engines(settings, vlm_client) if todo else None
         with progress_bar(len(documents), settings.show_progress) as advance:
-            for s in summaries:
-                advance(s.source_path.rsplit("/", 1)[-1])
-            summaries += _process(todo, settings, engines, store, advance)
+            for _ in done:
+                advance("reused")
+            _process(todo, settings, engines, store, ledger, advance)
         failed_reads = [unreadable_result(u.path, u.message) for u in unreadable]
-        summaries.sort(key=lambda s: s.source_path)
-        summaries.extend(summarize(r) for r in failed_reads)
+        for r in failed_reads:
+            ledger.add(summarize(r))
         laps.lap("process")
 
         # validate across documents: duplicate invoices in this run and in published runs
-        verdicts = check_duplicates_task(summaries, out)
-        _apply_statuses(summaries, verdicts)
+        verdicts = check_duplicates_task(ledger, out)
         laps.lap("duplicates")
 
         # write: the run's tables into its staging folder, a batch of documents at a time
-        counts = stage_tables_task(writer, summaries, verdicts, store, failed_reads)
+        counts = stage_tables_task(writer, ledger, verdicts, store, failed_reads)
         laps.lap("stage")
 
         # batch gate (Great Expectations): a broken fail-level expectation quarantines the run
@@ -132,7 +133,8 @@ def ingest(source: Path | list[Path], out: Path, settings: Settings, label: str 
 
         # publish (or quarantine): the manifest joins the tables, one rename makes them visible
         seconds = round(time.perf_counter() - t0, 2)
-        manifest = _manifest(run_id, started_at, source, out, settings, documents, unreadable, summaries,
+        manifest = _manifest(run_id, started_at, source, out, settings, documents, unreadable,
+                             ledger.tally(verdicts),
                              writer.files_written(counts, verdict.published), seconds, engines, verdict, key,
                              recovered, laps)
         manifest_path = publish_task(writer, manifest, verdict.published)
@@ -143,7 +145,7 @@ def ingest(source: Path | list[Path], out: Path, settings: Settings, label: str 
     logger.info("run %s: %s in %.1fs", run_id, manifest["counts"], seconds)
     return RunSummary(
         run_id=run_id, out=str(out), manifest=str(manifest_path),
-        inputs=manifest["inputs"]["files"], documents=len(summaries),
+        inputs=manifest["inputs"]["files"], documents=len(ledger),
         processed=manifest["documents"]["processed"], reused=manifest["documents"]["reused"],
         counts=manifest["counts"], failures=counts["failures"],
         rejected_inputs=manifest["failure_causes"].get(FailureCause.INPUT.value, 0),
@@ -169,16 +171,15 @@ BATCH_DOCUMENTS = 250
 
 
 def _process(todo: list[SourceDocument], settings: Settings, engines: Engines | None, store: ResultStore,
-             advance) -> list[DocumentSummary]:
-    """The documents in batches, each a child flow run; returns their summaries."""
-    summaries: list[DocumentSummary] = []
+             ledger: RunLedger, advance) -> None:
+    """The documents in batches, each a child flow run; their summaries go into the ledger."""
     for start in range(0, len(todo), BATCH_DOCUMENTS):
         batch = todo[start:start + BATCH_DOCUMENTS]
         process_batch.with_options(task_runner=ThreadPoolTaskRunner(max_workers=settings.effective_workers()))(
             batch=batch, settings=settings, engines=engines, store=store, advance=advance,
             label=f"{start + 1}-{start + len(batch)}")
-        summaries += [store.summary(d.doc_id) for d in batch]
-    return summaries
+        for doc in batch:
+            ledger.add(store.summary(doc.doc_id))
 
 
 @flow(name="process-documents", flow_run_name="documents-{label}", validate_parameters=False)
@@ -213,12 +214,6 @@ def _engines(settings: Settings, vlm_client: Any) -> Engines:
     return engines
 
 
-def _apply_statuses(summaries: list[DocumentSummary], verdicts: dict[str, DuplicateVerdict]) -> None:
-    for s in summaries:
-        if s.doc_id in verdicts:
-            s.status = verdicts[s.doc_id].status
-
-
 def _publish_data_docs_link(verdict: GateVerdict, out: Path) -> None:
     """A link to the run's Data Docs in the Prefect UI (an artifact of this flow run)."""
     if not verdict.data_docs:
@@ -235,13 +230,10 @@ def _publish_data_docs_link(verdict: GateVerdict, out: Path) -> None:
         get_run_logger().warning("could not create the Data Docs artifact: %s", exc)
 
 
-def _manifest(run_id, started_at, source, out, settings, documents, unreadable,
-              summaries: list[DocumentSummary], written, seconds, engines: Engines | None, verdict: GateVerdict,
-              key: ProcessingKey, recovered: list[str], laps: Laps) -> dict[str, Any]:
+def _manifest(run_id, started_at, source, out, settings, documents, unreadable, tally: dict[str, Any],
+              written, seconds, engines: Engines | None, verdict: GateVerdict, key: ProcessingKey,
+              recovered: list[str], laps: Laps) -> dict[str, Any]:
     input_files = sorted({p for d in documents for p in d.paths} | {u.path for u in unreadable})
-    accounted = sorted({p for s in summaries for p in s.source_paths})
-    processed = [s for s in summaries if not s.reused]
-    pages = sum(s.page_count for s in summaries)
     return {
         "run_id": run_id,
         "contract_version": CONTRACT_VERSION,
@@ -254,14 +246,14 @@ def _manifest(run_id, started_at, source, out, settings, documents, unreadable,
             "files": len(input_files),
             "documents": len(documents) + len(unreadable),
             "duplicate_files": sum(len(d.paths) - 1 for d in documents),
-            "pages": pages,
+            "pages": tally["pages"],
         },
         # Reused: processed by an earlier run (finished or killed) under the same processing key.
-        "documents": {"processed": len(processed), "reused": len(summaries) - len(processed)},
+        "documents": {"processed": tally["processed"], "reused": tally["reused"]},
         "processing_key": key.model_dump(),
         # Nothing lost: every input file is in the documents table exactly once.
-        "all_inputs_accounted_for": input_files == accounted,
-        "counts": {st.value: sum(s.status == st for s in summaries) for st in Status},
+        "all_inputs_accounted_for": input_files == tally["source_paths"],
+        "counts": tally["counts"],
         # False: a fail-level expectation broke; the tables are in quarantine/<run_id>/.
         "published": verdict.published,
         "batch_gate": {
@@ -276,32 +268,31 @@ def _manifest(run_id, started_at, source, out, settings, documents, unreadable,
             "expectations": [o.model_dump(mode="json") for o in verdict.outcomes],
         },
         # Failed documents by cause: "input" (the upload's own defect) or "system" (the pipeline's).
-        "failure_causes": _count(s.failure_cause.value for s in summaries if s.failure_cause),
-        "failure_kinds": _count(k for s in summaries for k in s.error_kinds),
-        "doc_types": _count(s.doc_type.value for s in summaries if s.doc_type),
+        "failure_causes": tally["failure_causes"],
+        "failure_kinds": tally["failure_kinds"],
+        "doc_types": tally["doc_types"],
         "files_written": written,
         "durations": {
             "wall_seconds": seconds,
             # Inside the flow, up to the publish: recover, discover, reuse, process, duplicates,
             # stage, gate.
             "phases": laps.seconds,
-            "document_seconds_total": round(sum(s.duration_ms for s in processed) / 1000, 2),
-            "pages_per_second": round(pages / seconds, 2) if seconds else None,
+            "document_seconds_total": tally["document_seconds"],
+            "pages_per_second": round(tally["pages"] / seconds, 2) if seconds else None,
         },
         "extractor": settings.effective_extractor().value,
         "calibration": (engines.calibration.fitted_on if engines and engines.calibration else None),
-        "vlm": _vlm_summary(processed, engines),
+        "vlm": _vlm_summary(tally, engines),
         "recovered": recovered,
         "versions": _versions(),
     }
 
 
-def _vlm_summary(processed: list[DocumentSummary], engines: Engines | None) -> dict[str, Any] | None:
+def _vlm_summary(tally: dict[str, Any], engines: Engines | None) -> dict[str, Any] | None:
+    """What this run's processed documents cost at the VLM endpoint."""
     if engines is None or engines.vlm is None:
         return None
-    total = VlmUsage()
-    for s in processed:
-        total.add(s.vlm_usage)
+    total: VlmUsage = tally["vlm_usage"]
     return {
         "model": engines.vlm.model,
         **total.model_dump(),
@@ -309,16 +300,9 @@ def _vlm_summary(processed: list[DocumentSummary], engines: Engines | None) -> d
         "structured_outputs": engines.vlm.structured_outputs_supported,
         "peak_in_flight": engines.vlm.limiter.peak_in_flight,
         "budget_usd": engines.vlm.budget.limit_usd,
-        "budget_exhausted_documents": sum(s.budget_exhausted for s in processed),
-        "pages_by_strategy": dict(sorted(sum((Counter(s.pages_by_strategy) for s in processed), Counter()).items())),
+        "budget_exhausted_documents": tally["budget_exhausted"],
+        "pages_by_strategy": tally["pages_by_strategy"],
     }
-
-
-def _count(items) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for item in items:
-        out[item] = out.get(item, 0) + 1
-    return dict(sorted(out.items()))
 
 
 def _versions() -> dict[str, str]:

@@ -11,15 +11,23 @@ from prefect.cache_policies import NO_CACHE
 
 from docingest.config import GateOptions
 from docingest.errors import RunError
+from docingest.ledger import RunLedger
 from docingest.published import prior_documents
 from docingest.result_store import ResultStore, summarize
 from docingest.stages.discover import UnreadableInput, discover
-from docingest.stages.duplicates import apply_verdict, check_duplicates
+from docingest.stages.duplicates import (
+    apply_verdict,
+    check_duplicates,
+    checked,
+    invoice_key,
+    no_duplicate,
+    published_to_compare,
+)
 from docingest.stages.gate import run_gate
 from docingest.writer import RunWriter
 from schemas.gate import GateVerdict
 from schemas.records import DocumentResult, SourceDocument
-from schemas.runs import DocumentSummary, DuplicateVerdict
+from schemas.runs import DuplicateVerdict
 
 # The columns the batch gate's views read.
 GATE_COLUMNS = {
@@ -36,42 +44,46 @@ def discover_task(source: Path | list[Path]) -> tuple[list[SourceDocument], list
 
 
 @task(name="reuse-results", cache_policy=NO_CACHE)
-def reuse_task(store: ResultStore, documents: list[SourceDocument]) -> list[DocumentSummary]:
-    """Summaries of the documents already processed in OUT under this run's processing key,
-    under the paths this run found them at."""
-    reused = []
+def reuse_task(store: ResultStore, documents: list[SourceDocument], ledger: RunLedger) -> None:
+    """Put in the ledger the documents already processed in OUT under this run's processing
+    key, under the paths this run found them at."""
     for doc in documents:
         result = store.reusable(doc.doc_id)
         if result is not None:
             summary = summarize(result, reused=True)
             summary.source_path, summary.source_paths = doc.path, list(doc.paths)
-            reused.append(summary)
-    return reused
+            ledger.add(summary)
 
 
 @task(name="check-duplicates", cache_policy=NO_CACHE)
-def check_duplicates_task(summaries: list[DocumentSummary], out: Path) -> dict[str, DuplicateVerdict]:
-    return check_duplicates(summaries, prior_documents(out))
+def check_duplicates_task(ledger: RunLedger, out: Path) -> dict[str, DuplicateVerdict]:
+    """Verdicts for the invoices and receipts that share a vendor and number with another
+    document of this run or a published one; every other one has none (``no_duplicate``)."""
+    prior = prior_documents(out)
+    candidates = ledger.sharing_keys({k for p in prior if (k := invoice_key(p.vendor_name, p.invoice_number))})
+    return check_duplicates(candidates, published_to_compare(prior, candidates, ledger.doc_ids()))
 
 
 @task(name="stage-tables", cache_policy=NO_CACHE, retries=0)
-def stage_tables_task(writer: RunWriter, summaries: list[DocumentSummary], verdicts: dict[str, DuplicateVerdict],
+def stage_tables_task(writer: RunWriter, ledger: RunLedger, verdicts: dict[str, DuplicateVerdict],
                       store: ResultStore, unreadable: list[DocumentResult]) -> dict[str, int]:
     """Every table of the run, assembled a document at a time from the result store."""
     by_path = {r.source_path: r for r in unreadable}
+    reused = frozenset(d for d, r in zip(ledger.column("doc_id").to_pylist(), ledger.column("reused").to_pylist())
+                       if r and d)
 
     def results():
-        for s in summaries:
+        for s in ledger.summaries():
             result = store.load(s.doc_id) if s.doc_id else by_path[s.source_path]
             if result is None:
                 raise RunError(f"the stored result of {s.source_path} ({s.doc_id}) is gone from {store.root}")
             result.source_path, result.source_paths = s.source_path, s.source_paths
-            if s.doc_id in verdicts:
-                apply_verdict(result, verdicts[s.doc_id])
+            verdict = verdicts.get(s.doc_id) or (no_duplicate(s) if checked(s) else None)
+            if verdict is not None:
+                apply_verdict(result, verdict)
             yield result
 
-    return writer.stage(results(), processing_key=store.key.digest,
-                        reused=frozenset(s.doc_id for s in summaries if s.reused and s.doc_id))
+    return writer.stage(results(), processing_key=store.key.digest, reused=reused)
 
 
 @task(name="batch-gate", cache_policy=NO_CACHE, retries=0)

@@ -58,6 +58,25 @@ def _key(values: Values) -> Key | None:
     return invoice_key(_first(values, "vendor_name"), _first(values, "invoice_number"))
 
 
+def summary_key(d: DocumentSummary) -> Key | None:
+    """The vendor + invoice number a document is checked under; None: not checked against
+    any other (not an invoice or receipt, or either value missing)."""
+    return _key(d.values) if d.doc_id is not None and d.doc_type in FINANCIAL else None
+
+
+def checked(d: DocumentSummary) -> bool:
+    """Every invoice and receipt gets a ``duplicates.invoice`` result."""
+    return d.doc_id is not None and d.doc_type in FINANCIAL
+
+
+def no_duplicate(d: DocumentSummary) -> DuplicateVerdict:
+    """The verdict of a document no other shares its vendor and invoice number with."""
+    several = (f"same bytes under {len(d.source_paths)} paths in this run: one document; "
+               if len(d.source_paths) > 1 else "")
+    return DuplicateVerdict(status=d.status, rule=RuleResult(
+        rule_id=RULE_ID, severity=Severity.ERROR, passed=True, message=several + "no duplicate found"))
+
+
 def _fold(values: Values) -> dict[str, list[str]]:
     """Values as compared: two renderings of one invoice may space a word differently
     ("Industrieser vice" where the glyphs are kerned apart), which is no other content."""
@@ -96,7 +115,7 @@ def check_duplicates(documents: list[DocumentSummary], prior: list[PriorDocument
     doc_id, against each other and the published ``prior`` documents (one entry per document,
     ``published.prior_documents``). Statuses are read before any verdict, so the order documents
     are checked in does not matter."""
-    current = {d.doc_id: d for d in documents if d.doc_id is not None and d.doc_type in FINANCIAL}
+    current = {d.doc_id: d for d in documents if checked(d)}
     prior_by_id = {p.doc_id: p for p in prior}
     groups: dict[Key, list[_Member]] = defaultdict(list)
     for d in current.values():
@@ -113,10 +132,7 @@ def check_duplicates(documents: list[DocumentSummary], prior: list[PriorDocument
         key = _key(d.values)
         original = min(groups[key], key=_Member.order) if key is not None else None
         if original is None or original.doc_id == d.doc_id:
-            several = (f"same bytes under {len(d.source_paths)} paths in this run: one document; "
-                       if len(d.source_paths) > 1 else "")
-            verdicts[d.doc_id] = DuplicateVerdict(status=d.status, rule=RuleResult(
-                rule_id=RULE_ID, severity=Severity.ERROR, passed=True, message=several + "no duplicate found"))
+            verdicts[d.doc_id] = no_duplicate(d)
             continue
         how = f"vendor and invoice number {_first(d.values, 'invoice_number')} also on {original.path} {original.where}"
         same = _fold(d.values) == _fold(original.values)
@@ -139,6 +155,17 @@ def check_duplicates(documents: list[DocumentSummary], prior: list[PriorDocument
             rule=RuleResult(rule_id=RULE_ID, severity=Severity.ERROR, passed=False,
                             message=f"duplicate of {original.doc_id}: {how}; {why}"))
     return verdicts
+
+
+def published_to_compare(prior: list[PriorDocument], candidates: list[DocumentSummary],
+                         run_doc_ids: set[str]) -> list[PriorDocument]:
+    """The published documents ``check_duplicates`` compares ``candidates`` with: those sharing
+    a vendor and number with one, except documents this run holds that are not candidates (it
+    reads them under another key now, and a document is compared as this run reads it)."""
+    keys = {summary_key(c) for c in candidates}
+    ids = {c.doc_id for c in candidates}
+    return [p for p in prior if invoice_key(p.vendor_name, p.invoice_number) in keys
+            and (p.doc_id not in run_doc_ids or p.doc_id in ids)]
 
 
 def apply_verdict(result: DocumentResult, verdict: DuplicateVerdict) -> None:
