@@ -54,7 +54,7 @@ def main() -> None:
             "DOCINGEST_VLM__MAX_IN_FLIGHT": str(args.in_flight),
         })
         from docingest.config import Settings
-        from flows.ingest import run_ingest
+        from docingest.flows.ingest import run_ingest
 
         settings = Settings(extractor="vlm", vlm_model="bench-vlm", show_progress=False)
         t0 = time.perf_counter()

@@ -57,7 +57,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     # Taken before Prefect starts: a second run into the same OUT is refused at once (exit 2).
     with OutputLock(out):
-        from flows.ingest import run_ingest
+        from docingest.flows.ingest import run_ingest
 
         summary = run_ingest(source, out, settings, reprocess=args.reprocess)
     _print_summary(summary)
@@ -146,7 +146,7 @@ def cmd_apply_reviews(args: argparse.Namespace) -> int:
     if not OutLayout(out).published_runs():
         raise RunError(f"no published tables in {out}: run `docingest run` first")
     from docingest.config import Settings
-    from flows.apply_reviews import apply_reviews
+    from docingest.flows.apply_reviews import apply_reviews
 
     summary = apply_reviews(out, Settings(show_progress=False),
                             labels=Path(args.export_labels) if args.export_labels else None)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from schemas.records import FailureCause, Stage, StageError
+from docingest.schemas.records import FailureCause, Stage, StageError
 
 
 class DocingestError(Exception):

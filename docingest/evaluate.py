@@ -32,8 +32,8 @@ from typing import Any
 
 from docingest.config import Settings
 from docingest.published import run_table_rows
-from schemas.fields import DOC_FIELDS, DocType, FieldKind, all_field_names
-from schemas.records import ExtractedValue, Extraction, TextSource
+from docingest.schemas.fields import DOC_FIELDS, DocType, FieldKind, all_field_names
+from docingest.schemas.records import ExtractedValue, Extraction, TextSource
 
 # What needs no person: accepted, or recorded as a re-issue of an accepted invoice.
 AUTOMATED = ("accepted", "duplicate")
@@ -516,7 +516,7 @@ def _set_summary(s: dict[str, int]) -> dict[str, Any]:
 def run_evaluation(labels_path: Path, out: Path, settings: Settings, limit: int | None = None,
                    fit_calibration: Path | None = None, source_sets: list[str] | None = None,
                    reprocess: bool = False) -> Report:
-    from flows.ingest import run_ingest
+    from docingest.flows.ingest import run_ingest
 
     labels = read_labels(labels_path)
     if source_sets:

@@ -17,8 +17,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from docingest.stages.duplicates import summary_key
-from schemas.records import Status, VlmUsage
-from schemas.runs import DocumentSummary, DuplicateVerdict
+from docingest.schemas.records import Status, VlmUsage
+from docingest.schemas.runs import DocumentSummary, DuplicateVerdict
 
 SCHEMA = pa.schema([
     ("doc_id", pa.string()),

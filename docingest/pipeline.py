@@ -27,9 +27,9 @@ from docingest.stages.route import route_document, withhold_unverified
 from docingest.stages.rules import apply_rules
 from docingest.stages.strategy import PagePlan, plan_pages
 from docingest.stages.vlm_fields import combine, compare_with_local, page_values, vlm_classification
-from schemas.calibration import CalibrationTable
-from schemas.fields import DocType
-from schemas.records import (
+from docingest.schemas.calibration import CalibrationTable
+from docingest.schemas.fields import DocType
+from docingest.schemas.records import (
     Classification,
     DocumentResult,
     Extraction,

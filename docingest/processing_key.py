@@ -17,24 +17,28 @@ from importlib import metadata
 from pathlib import Path
 
 from docingest.config import ExtractorName, Settings
-from schemas.runs import ProcessingKey
+from docingest.schemas.runs import ProcessingKey
 
-# The installed docingest packages: docingest itself and the design card's top-level folders.
-_PACKAGE_ROOTS = ("docingest", "flows", "tasks", "schemas")
+# The installed docingest packages: docingest itself and the design card's folders (installed
+# as docingest.flows, .tasks, .schemas).
 _LIBRARIES = ("pypdfium2", "pillow", "rapidocr", "onnxruntime", "pytesseract", "pdf2image", "numpy", "openai")
 
 
 @lru_cache(maxsize=1)
 def code_digest() -> str:
-    """sha256 over the package's Python sources and data files, by relative path."""
+    """sha256 over the package's Python sources and data files, by package and relative path."""
     import docingest
+    import docingest.flows
+    import docingest.schemas
+    import docingest.tasks
 
-    base = Path(docingest.__file__).resolve().parents[1]
     digest = hashlib.sha256()
-    for root in _PACKAGE_ROOTS:
-        for path in sorted((base / root).rglob("*")):
+    for package in (docingest, docingest.flows, docingest.tasks, docingest.schemas):
+        base = Path(package.__file__).resolve().parent
+        for path in sorted(base.rglob("*")):
             if path.is_file() and path.suffix in (".py", ".json") and "__pycache__" not in path.parts:
-                digest.update(str(path.relative_to(base)).encode() + b"\0" + path.read_bytes() + b"\0")
+                name = f"{package.__name__}/{path.relative_to(base)}"
+                digest.update(name.encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()[:16]
 
 
@@ -67,7 +71,7 @@ def processing_key(settings: Settings) -> ProcessingKey:
     }
     if extractor != ExtractorName.LOCAL:
         from docingest.engines.vlm import PROMPT_VERSION
-        from schemas.vlm import SCHEMA_VERSION
+        from docingest.schemas.vlm import SCHEMA_VERSION
 
         components["vlm"] = {
             "model": settings.vlm_model, "prompt": PROMPT_VERSION, "schema": SCHEMA_VERSION,

@@ -12,7 +12,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from docingest.outdir import OutLayout
-from schemas.records import PriorDocument
+from docingest.schemas.records import PriorDocument
 
 
 def table_files(out: Path, table: str) -> list[Path]:

@@ -24,8 +24,8 @@ from docingest.errors import INPUT_DEFECT_KINDS, RunError, failure_cause
 from docingest.fsio import write_bytes_atomic
 from docingest.outdir import OutLayout
 from docingest.stages.duplicates import FINANCIAL, read_values
-from schemas.records import DocumentResult, Status
-from schemas.runs import DocumentSummary, ProcessingKey
+from docingest.schemas.records import DocumentResult, Status
+from docingest.schemas.runs import DocumentSummary, ProcessingKey
 
 log = logging.getLogger(__name__)
 

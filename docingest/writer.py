@@ -25,8 +25,8 @@ import pyarrow.parquet as pq
 from docingest.errors import RunError, failure_cause
 from docingest.fsio import atomic_write, fsync_dir, fsync_file, write_text_atomic
 from docingest.outdir import MANIFEST, OutLayout
-from schemas.records import DocumentResult, Status
-from schemas.tables import CURATED_TABLES, TABLES
+from docingest.schemas.records import DocumentResult, Status
+from docingest.schemas.tables import CURATED_TABLES, TABLES
 
 # Documents whose rows are converted and written at once: bounds memory, amortizes Arrow calls.
 BATCH_DOCUMENTS = 256

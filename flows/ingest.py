@@ -36,12 +36,12 @@ from docingest.progress import Laps, progress_bar
 from docingest.result_store import ResultStore, summarize
 from docingest.stages.calibrate import load_table
 from docingest.writer import RunWriter
-from schemas.gate import GateVerdict
-from schemas.records import FailureCause, SourceDocument, Status, VlmUsage
-from schemas.runs import ProcessingKey
-from schemas.tables import CONTRACT_VERSION
-from tasks.documents import process_document_task
-from tasks.io import (
+from docingest.schemas.gate import GateVerdict
+from docingest.schemas.records import FailureCause, SourceDocument, Status, VlmUsage
+from docingest.schemas.runs import ProcessingKey
+from docingest.schemas.tables import CONTRACT_VERSION
+from docingest.tasks.documents import process_document_task
+from docingest.tasks.io import (
     batch_gate_task,
     check_duplicates_task,
     discover_task,

@@ -1,7 +1,7 @@
 """Every record type of docingest: stage records, per-type field lists, parquet schemas."""
 
-from schemas.fields import DOC_FIELDS, LINE_ITEM_FIELDS, DocType, FieldKind, FieldSpec, field_specs
-from schemas.records import (
+from docingest.schemas.fields import DOC_FIELDS, LINE_ITEM_FIELDS, DocType, FieldKind, FieldSpec, field_specs
+from docingest.schemas.records import (
     BBox,
     Classification,
     DocumentResult,

@@ -9,7 +9,7 @@ from enum import Enum
 
 from pydantic import BaseModel, Field
 
-from schemas.fields import DocType
+from docingest.schemas.fields import DocType
 
 # A bounding box normalized to the page: (x0, y0, x1, y1), origin top-left, each in [0, 1].
 BBox = tuple[float, float, float, float]

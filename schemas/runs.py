@@ -7,8 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from schemas.fields import DocType
-from schemas.records import FailureCause, RuleResult, Status, VlmUsage
+from docingest.schemas.fields import DocType
+from docingest.schemas.records import FailureCause, RuleResult, Status, VlmUsage
 
 
 class ProcessingKey(BaseModel, frozen=True):

@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
-from schemas.fields import DOC_FIELDS, LINE_ITEM_FIELDS, LINE_ITEM_TYPES, DocType, FieldKind, FieldSpec
+from docingest.schemas.fields import DOC_FIELDS, LINE_ITEM_FIELDS, LINE_ITEM_TYPES, DocType, FieldKind, FieldSpec
 
 
 class _Answer(BaseModel):

@@ -9,8 +9,8 @@ from prefect.cache_policies import NO_CACHE
 from docingest.config import Settings
 from docingest.pipeline import Engines, process_document
 from docingest.result_store import ResultStore
-from schemas.records import SourceDocument
-from tasks.retry import retry_if_transient
+from docingest.schemas.records import SourceDocument
+from docingest.tasks.retry import retry_if_transient
 
 
 @task(

@@ -25,9 +25,9 @@ from docingest.stages.duplicates import (
 )
 from docingest.stages.gate import run_gate
 from docingest.writer import RunWriter
-from schemas.gate import GateVerdict
-from schemas.records import DocumentResult, SourceDocument
-from schemas.runs import DuplicateVerdict
+from docingest.schemas.gate import GateVerdict
+from docingest.schemas.records import DocumentResult, SourceDocument
+from docingest.schemas.runs import DuplicateVerdict
 
 # The columns the batch gate's views read.
 GATE_COLUMNS = {

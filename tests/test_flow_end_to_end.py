@@ -25,7 +25,7 @@ def _table(out: Path, name: str) -> list[dict]:
 @pytest.fixture(scope="module")
 def run(tmp_path_factory, samples_dir):
     from docingest.config import Settings
-    from flows.ingest import run_ingest
+    from docingest.flows.ingest import run_ingest
 
     inbox = tmp_path_factory.mktemp("inbox")
     shutil.copytree(samples_dir / "documents", inbox / "samples")

@@ -16,8 +16,8 @@ from docingest.stages.duplicates import apply_verdict, check_duplicates, read_va
 from docingest.stages.gate import build_views, load_suite_specs, run_gate
 from docingest.writer import RunWriter, arrow_tables, rows_for
 from factories import text_pdf
-from schemas.fields import DocType
-from schemas.records import (
+from docingest.schemas.fields import DocType
+from docingest.schemas.records import (
     Classification, DocumentResult, ExtractedValue, Extraction, PriorDocument, Severity, Status, TextSource,
 )
 
@@ -114,7 +114,7 @@ def test_a_share_needs_enough_documents_one_bad_invoice_in_six_is_held_not_the_b
 
 
 def test_only_system_failures_count_against_the_batch_inputs_rejected_for_their_defects_warn(tmp_path):
-    from schemas.records import Stage, StageError
+    from docingest.schemas.records import Stage, StageError
 
     def failed(doc_id: str, kind: str) -> DocumentResult:
         return DocumentResult(doc_id=doc_id, source_path=f"/in/{doc_id}", source_paths=[f"/in/{doc_id}"],

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from docingest.ledger import RunLedger
 from docingest.stages.duplicates import published_to_compare
-from schemas.fields import DocType
-from schemas.records import FailureCause, PriorDocument, Status, VlmUsage
-from schemas.runs import DocumentSummary, DuplicateVerdict
+from docingest.schemas.fields import DocType
+from docingest.schemas.records import FailureCause, PriorDocument, Status, VlmUsage
+from docingest.schemas.runs import DocumentSummary, DuplicateVerdict
 
 
 def _summary(doc_id: str | None, path: str, *, number: str | None = None, status=Status.NEEDS_REVIEW,

@@ -10,7 +10,7 @@ from docingest.config import RoutingThresholds
 from docingest.stages.normalize import format_amount, normalize_currency, parse_amount, parse_date
 from docingest.stages.route import route_document
 from docingest.stages.rules import apply_rules
-from schemas import Classification, DocType, ExtractedValue, Extraction, LineItem, Stage, StageError, Status
+from docingest.schemas import Classification, DocType, ExtractedValue, Extraction, LineItem, Stage, StageError, Status
 
 TODAY = date(2026, 11, 23)
 
@@ -156,8 +156,8 @@ def test_new_row_rules_due_period_tax_rate_and_credit_notes():
 
     from docingest.config import RoutingThresholds
     from docingest.stages.rules import apply_rules
-    from schemas.fields import DocType
-    from schemas.records import ExtractedValue, Extraction
+    from docingest.schemas.fields import DocType
+    from docingest.schemas.records import ExtractedValue, Extraction
 
     def ex(credit_note=False, **values):
         return Extraction(doc_type=DocType.INVOICE, credit_note=credit_note, values=[
@@ -178,7 +178,7 @@ def test_new_row_rules_due_period_tax_rate_and_credit_notes():
 
 
 def _receipt_page(lines: list[str]):
-    from schemas.records import PageText, TextSource, Word
+    from docingest.schemas.records import PageText, TextSource, Word
 
     words = []
     for i, line in enumerate(lines):
@@ -203,7 +203,7 @@ def _receipt_page(lines: list[str]):
 ])
 def test_receipt_totals_are_reconciled_with_what_was_paid(lines, expected):
     from docingest.stages.extract import extract_fields
-    from schemas.fields import DocType
+    from docingest.schemas.fields import DocType
 
     total = extract_fields([_receipt_page(lines)], DocType.RECEIPT).get("total")
     assert total is not None and total.value == expected
@@ -260,7 +260,7 @@ def test_addresses_lose_registration_numbers_and_ocr_digit_confusions(text, expe
 ])
 def test_issue_dates_read_the_document_s_own_date_order_and_number_line(lines, expected):
     from docingest.stages.extract import extract_fields
-    from schemas.fields import DocType
+    from docingest.schemas.fields import DocType
 
     date = extract_fields([_receipt_page(lines)], DocType.INVOICE).get("invoice_date")
     assert date is not None and date.value == expected
@@ -309,8 +309,8 @@ def test_optional_fields_below_the_bar_are_withheld_required_ones_send_to_review
 
 def test_a_document_whose_kind_was_measured_unreliable_waits_however_confident_its_values():
     from docingest.stages.calibrate import document_reliability, fit_documents
-    from schemas.calibration import Bucket, CalibrationTable
-    from schemas.records import TextSource
+    from docingest.schemas.calibration import Bucket, CalibrationTable
+    from docingest.schemas.records import TextSource
 
     th = RoutingThresholds()
     cls = Classification(doc_type=DocType.RECEIPT, confidence=0.95)
@@ -344,7 +344,7 @@ def test_a_document_whose_kind_was_measured_unreliable_waits_however_confident_i
 
 def test_document_reliability_is_fitted_on_the_documents_whose_values_all_pass(tmp_path):
     from docingest.evaluate import document_observations
-    from schemas.calibration import Bucket, CalibrationTable
+    from docingest.schemas.calibration import Bucket, CalibrationTable
 
     def buckets(n, right):  # every raw confidence in one bucket
         return [Bucket(low=lo, high=hi, n=n, right=right) for lo, hi in ((0.0, 0.5), (0.5, 0.7), (0.7, 0.85),
@@ -424,7 +424,7 @@ def test_an_accepted_document_with_a_withheld_labelled_field_is_not_counted_righ
 ])
 def test_line_items_read_quantity_price_and_amount(lines, expected):
     from docingest.stages.extract import extract_fields
-    from schemas.fields import DocType
+    from docingest.schemas.fields import DocType
 
     items = extract_fields([_receipt_page(lines)], DocType.INVOICE).line_items
     assert [(i.description, i.quantity, i.unit_price, i.amount) for i in items] == expected
@@ -432,7 +432,7 @@ def test_line_items_read_quantity_price_and_amount(lines, expected):
 
 def test_item_rows_are_delivered_only_when_they_add_up_to_a_printed_sum():
     from docingest.stages.extract import extract_fields
-    from schemas.fields import DocType
+    from docingest.schemas.fields import DocType
 
     header = "Beschreibung Nettopreis Menge Steuer Betrag"
 
@@ -473,7 +473,7 @@ def test_item_rows_are_delivered_only_when_they_add_up_to_a_printed_sum():
 
 def test_a_column_of_form_labels_is_no_customer_and_an_order_number_says_so():
     from docingest.stages.extract import extract_fields
-    from schemas.fields import DocType
+    from docingest.schemas.fields import DocType
 
     ex = extract_fields([_receipt_page(["WXYZ Television", "Buyer", "Salesperson", "Product", "Brand",
                                         "Order #: 123456", "Total 10.00"])], DocType.INVOICE)
@@ -486,7 +486,7 @@ def test_a_column_of_form_labels_is_no_customer_and_an_order_number_says_so():
 
 def test_a_return_address_line_with_a_country_gives_a_grounded_vendor_address():
     from docingest.stages.extract import extract_fields
-    from schemas.fields import DocType
+    from docingest.schemas.fields import DocType
 
     ex = extract_fields([_receipt_page(["Invoice # RE-1 issued at 2019-06-10", "Due payable: 571.04 €",
                                         "Bei Spiel GmbH ● Ecke 12 ● 12345 Stadthausen ● Germany",
@@ -514,7 +514,7 @@ def test_an_address_label_s_country_code_is_matched_by_the_printed_country_or_no
 
 def test_a_company_name_printed_whole_before_its_suffix_does_not_take_the_brand_line_above():
     from docingest.stages.extract import extract_fields
-    from schemas.fields import DocType
+    from docingest.schemas.fields import DocType
 
     def vendor(lines):
         return extract_fields([_receipt_page(lines + ["TOTAL 9.00"])], DocType.RECEIPT).get("vendor_name").value
@@ -530,7 +530,7 @@ def test_a_company_name_printed_whole_before_its_suffix_does_not_take_the_brand_
 
 def _table_page(rows: list[list[tuple[float, str]]]):
     """A text-layer page of cells: each row is a list of (x, text) printed at that position."""
-    from schemas.records import PageText, TextSource, Word
+    from docingest.schemas.records import PageText, TextSource, Word
 
     words = []
     for i, row in enumerate(rows):
@@ -544,7 +544,7 @@ def _table_page(rows: list[list[tuple[float, str]]]):
 
 def test_a_letterhead_address_ends_with_its_country():
     from docingest.stages.extract import extract_fields
-    from schemas.fields import DocType
+    from docingest.schemas.fields import DocType
 
     ex = extract_fields([_receipt_page([
         "KEDAI BUKU MAJU SDN BHD", "No 8, Jalan 7/118B, Desa Tun Razak", "56000 Kuala Lumpur, Malaysia",
@@ -554,7 +554,7 @@ def test_a_letterhead_address_ends_with_its_country():
 
 def test_a_party_block_reads_its_own_column_not_the_invoice_details_beside_it():
     from docingest.stages.extract import extract_fields
-    from schemas.fields import DocType
+    from docingest.schemas.fields import DocType
 
     page = _table_page([
         [(0.06, "Rechnungsersteller")],
@@ -576,7 +576,7 @@ def test_a_party_block_reads_its_own_column_not_the_invoice_details_beside_it():
 
 def test_a_header_row_label_takes_the_cell_under_it_and_a_contract_number_beats_an_order_number():
     from docingest.stages.extract import extract_fields
-    from schemas.fields import DocType
+    from docingest.schemas.fields import DocType
 
     page = _table_page([
         [(0.05, "WXYZ Television Inc")],
@@ -596,7 +596,7 @@ def test_a_header_row_label_takes_the_cell_under_it_and_a_contract_number_beats_
 
 def test_the_tax_that_adds_the_subtotal_up_to_the_total_beats_a_charge_s_own_tax_line():
     from docingest.stages.extract import extract_fields
-    from schemas.fields import DocType
+    from docingest.schemas.fields import DocType
 
     ex = extract_fields([_receipt_page(["Lieferant GmbH", "Nettobetrag 177,49", "Steuerbetrag 20,16",
                                         "Bruttosumme 197,65", "Zuschlag Versandkosten 115,30 7 % UST (S) 5,80"])],
@@ -606,7 +606,7 @@ def test_the_tax_that_adds_the_subtotal_up_to_the_total_beats_a_charge_s_own_tax
 
 def test_an_invoice_issuer_block_and_a_dash_separated_return_address_name_the_vendor():
     from docingest.stages.extract import extract_fields
-    from schemas.fields import DocType
+    from docingest.schemas.fields import DocType
 
     ex = extract_fields([_receipt_page(["Rechnungsersteller", "Lieferant GmbH", "Lieferantenstraße 20",
                                         "80333 München", "Gesamtbetrag 10,00 EUR"])], DocType.INVOICE)
@@ -656,7 +656,7 @@ def test_an_invoice_issuer_block_and_a_dash_separated_return_address_name_the_ve
 ])
 def test_a_receipt_letterhead_address_skips_registration_lines_and_stops_at_a_phone(lines, expected):
     from docingest.stages.extract import extract_fields
-    from schemas.fields import DocType
+    from docingest.schemas.fields import DocType
 
     address = extract_fields([_receipt_page(lines + ["TOTAL 9.00"])], DocType.RECEIPT).get("vendor_address")
     assert address is not None and address.value == expected
@@ -664,7 +664,7 @@ def test_a_receipt_letterhead_address_skips_registration_lines_and_stops_at_a_ph
 
 def test_a_form_row_with_several_keys_gives_each_key_its_own_value():
     from docingest.stages.extract import extract_fields
-    from schemas.fields import DocType
+    from docingest.schemas.fields import DocType
 
     page = _table_page([
         [(0.05, "Brand: PHOENIX"), (0.40, "Style: HLB-KS")],
@@ -818,7 +818,7 @@ def test_a_name_ends_where_the_next_label_on_its_line_begins():
 
 def test_a_label_alone_takes_the_cell_that_starts_under_it_not_the_next_columns_value():
     from docingest.stages.extract import extract_fields
-    from schemas.records import PageText, TextSource, Word
+    from docingest.schemas.records import PageText, TextSource, Word
 
     def word(text, x0, y0, line):
         return Word(text=text, bbox=(x0, y0, x0 + 0.01 * len(text), y0 + 0.008), confidence=1.0, line=line)
@@ -866,7 +866,7 @@ def test_the_total_of_the_discounts_is_not_the_invoice_total():
 
 def test_a_header_row_label_takes_the_cell_under_it_not_the_next_header_or_column():
     from docingest.stages.extract import extract_fields
-    from schemas.records import PageText, TextSource, Word
+    from docingest.schemas.records import PageText, TextSource, Word
 
     def word(text, x0, y0, line, height=0.008):
         return Word(text=text, bbox=(x0, y0, x0 + 0.008 * len(text), y0 + height), confidence=1.0, line=line)
@@ -886,7 +886,7 @@ def test_a_header_row_label_takes_the_cell_under_it_not_the_next_header_or_colum
 def test_a_media_orders_buyer_is_a_person_and_the_advertiser_is_the_customer():
     from docingest.stages.extract import extract_fields
 
-    from schemas.records import PageText, TextSource, Word
+    from docingest.schemas.records import PageText, TextSource, Word
 
     # Labels in one column, their values in the next, each cell its own text line (a billing
     # invoice's header block as a PDF text layer has it).
@@ -904,7 +904,7 @@ def test_a_media_orders_buyer_is_a_person_and_the_advertiser_is_the_customer():
 
 def test_from_in_small_print_is_no_vendor_label():
     from docingest.stages.extract import extract_fields
-    from schemas.fields import DocType
+    from docingest.schemas.fields import DocType
 
     page = _receipt_page(["TRI SHAAS SDN BHD", "4-20, Jalan Ria 25/62", "Tel : 03-51217970", "TOTAL 5.00",
                           "tax invoice must be made within 3 months", "from the date of purchase. If the request"])
@@ -931,7 +931,7 @@ def test_a_sheet_without_money_is_no_bill_and_one_agreement_is_no_contract():
 def _cells_page(cells: list[tuple[float, float, str]]):
     """A text-layer page whose every cell is its own text line, in the order given (PDF
     producers emit a form's labels first and its values after)."""
-    from schemas.records import PageText, TextSource, Word
+    from docingest.schemas.records import PageText, TextSource, Word
 
     words = []
     for line, (x, y, cell) in enumerate(cells):
@@ -943,7 +943,7 @@ def _cells_page(cells: list[tuple[float, float, str]]):
 
 def test_a_lone_contract_cell_names_the_number_beside_it_but_a_numbered_label_wins():
     from docingest.stages.extract import extract_fields
-    from schemas.fields import DocType
+    from docingest.schemas.fields import DocType
 
     invoice = _cells_page([(0.05, 0.03, "OFFICIAL BILLING INVOICE"), (0.70, 0.05, "Inv Date"),
                            (0.70, 0.07, "Contract"), (0.80, 0.05, "3/8/2020"), (0.80, 0.07, "4263696"),
@@ -993,7 +993,7 @@ def test_an_orders_first_page_outweighs_the_terms_and_conditions_printed_after_i
 
 def test_a_customer_label_under_the_advertiser_label_is_no_customer():
     from docingest.stages.extract import extract_fields
-    from schemas.records import PageText, TextSource, Word
+    from docingest.schemas.records import PageText, TextSource, Word
 
     # OCR reads a station's header block row by row, each row's box reaching into the next
     # one's, so the cell under "Advertiser" is two rows down: the label "Buyer".
@@ -1026,7 +1026,7 @@ def test_the_lower_case_words_of_a_clause_are_no_customer():
 
 def _rows_page(rows: list[list[tuple[float, str]]], pitch: float = 0.012):
     """A text-layer page of rows of (x, text) cells, rows ``pitch`` apart (0.01 high)."""
-    from schemas.records import PageText, TextSource, Word
+    from docingest.schemas.records import PageText, TextSource, Word
 
     words = []
     for i, row in enumerate(rows):

@@ -9,7 +9,7 @@ import pytest
 from docingest.config import OcrName
 from docingest.engines import build_ocr_engine
 from factories import text_image
-from schemas import PageInput, TextSource
+from docingest.schemas import PageInput, TextSource
 
 
 @pytest.mark.parametrize("name", [OcrName.RAPIDOCR, OcrName.TESSERACT])

@@ -89,7 +89,7 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
 @pytest.fixture(scope="module")
 def routed(tmp_path_factory, samples_dir):
     from docingest.config import Settings
-    from flows.ingest import run_ingest
+    from docingest.flows.ingest import run_ingest
 
     inbox = tmp_path_factory.mktemp("inbox")
     text_pdf(inbox / "nordlicht-0415.pdf", INVOICE)

@@ -8,7 +8,7 @@ from decimal import Decimal
 from docingest.config import RoutingThresholds
 from docingest.review.apply import labelled_records, merge_reviews
 from docingest.review.store import DecisionLog
-from schemas.review import ReviewAction, ReviewDecision, ReviewedValue
+from docingest.schemas.review import ReviewAction, ReviewDecision, ReviewedValue
 
 NOW = datetime(2026, 11, 23, 12, tzinfo=timezone.utc)
 

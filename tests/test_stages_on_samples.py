@@ -9,7 +9,7 @@ import pytest
 from docingest.evaluate import values_match
 from docingest.pipeline import process_document
 from docingest.stages.discover import discover
-from schemas import Status, TextSource
+from docingest.schemas import Status, TextSource
 
 
 def _labels(samples_dir):
@@ -112,7 +112,7 @@ def test_the_shipped_calibration_holds_a_kind_of_document_measured_unreliable(sa
     from dataclasses import replace
 
     from docingest.stages.calibrate import load_table
-    from schemas.calibration import DocumentCount
+    from docingest.schemas.calibration import DocumentCount
 
     label = next(l for l in _digital(samples_dir) if l["doc_type"] == "invoice")
     docs, _ = discover(samples_dir / label["path"])

@@ -20,9 +20,9 @@ from docingest.stages.vlm_fields import locate, merge_pages
 from docingest.vlm.cost import image_tokens
 from docingest.vlm.limits import Budget, RequestLimiter
 from docingest.vlm.parse import ParseProblem, RefusalDetected, parse_reply
-from schemas.fields import DocType, FieldKind
-from schemas.records import ExtractedValue, Status, TextSource, Word
-from schemas.vlm import answer_spec
+from docingest.schemas.fields import DocType, FieldKind
+from docingest.schemas.records import ExtractedValue, Status, TextSource, Word
+from docingest.schemas.vlm import answer_spec
 from tests.factories import text_pdf
 from tests.fake_openai import FakeOpenAI
 
@@ -291,7 +291,7 @@ def test_vlm_run_end_to_end_then_rerun_from_cache(tmp_path, monkeypatch):
 def test_auto_sends_only_weak_pages_to_the_vlm_and_says_why():
     from docingest.config import ExtractorName, RoutingThresholds, VlmOptions
     from docingest.stages.strategy import plan_pages
-    from schemas.records import Classification, PageInfo
+    from docingest.schemas.records import Classification, PageInfo
 
     def pages():
         return [PageInfo(page=1, text_source=TextSource.TEXT_LAYER, word_count=300),

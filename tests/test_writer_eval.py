@@ -15,9 +15,9 @@ import pyarrow as pa
 from docingest.outdir import recover
 from docingest.published import published_rows, run_table_rows
 from docingest.writer import RunWriter, rows_for
-from schemas import (Classification, DocType, DocumentResult, ExtractedValue, Extraction, LineItem,
+from docingest.schemas import (Classification, DocType, DocumentResult, ExtractedValue, Extraction, LineItem,
                      Stage, StageError, Status)
-from schemas.tables import TABLES
+from docingest.schemas.tables import TABLES
 
 
 def _result(doc_id="d1", status=Status.ACCEPTED):

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from docingest.config import OcrName
-from schemas.records import PageInput, PageText, TextSource
+from docingest.schemas.records import PageInput, PageText, TextSource
 
 
 class PageEngine(Protocol):

@@ -10,7 +10,7 @@ import numpy as np
 from docingest.config import OcrName
 from docingest.engines.base import register_ocr_engine
 from docingest.errors import EngineUnavailable, OcrFailed
-from schemas.records import PageInput, PageText, TextSource, Word
+from docingest.schemas.records import PageInput, PageText, TextSource, Word
 
 
 def _require_image(page: PageInput):

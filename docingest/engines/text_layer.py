@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from schemas.records import PageInput, PageText, TextSource
+from docingest.schemas.records import PageInput, PageText, TextSource
 
 
 class TextLayerEngine:

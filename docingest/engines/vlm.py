@@ -37,9 +37,9 @@ from docingest.vlm.cache import ResponseCache, cache_key
 from docingest.vlm.cost import cost_usd, image_tokens, price_for, text_tokens
 from docingest.vlm.limits import Budget, RequestLimiter
 from docingest.vlm.parse import ParseProblem, RefusalDetected, parse_reply
-from schemas.fields import DocType
-from schemas.records import TextSource, VlmUsage
-from schemas.vlm import SCHEMA_VERSION, AnswerSpec, answer_spec
+from docingest.schemas.fields import DocType
+from docingest.schemas.records import TextSource, VlmUsage
+from docingest.schemas.vlm import SCHEMA_VERSION, AnswerSpec, answer_spec
 
 log = logging.getLogger(__name__)
 

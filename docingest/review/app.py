@@ -31,9 +31,9 @@ from docingest.review.queue import PublishedTables, pending
 from docingest.review.store import DecisionLog
 from docingest.stages.render import open_document
 from docingest.stages.vlm_fields import normalize_value
-from schemas.fields import DocType, FieldKind, field_spec, field_specs
-from schemas.records import SourceDocument
-from schemas.review import ReviewAction, ReviewDecision, ReviewedValue
+from docingest.schemas.fields import DocType, FieldKind, field_spec, field_specs
+from docingest.schemas.records import SourceDocument
+from docingest.schemas.review import ReviewAction, ReviewDecision, ReviewedValue
 
 DOC_ID = re.compile(r"^[0-9a-f]{64}$")
 CSRF_COOKIE, TOKEN_COOKIE = "docingest_csrf", "docingest_token"

@@ -14,9 +14,9 @@ from typing import Any
 
 from docingest.config import RoutingThresholds
 from docingest.stages.rules import apply_rules
-from schemas.fields import DocType, field_spec
-from schemas.records import ExtractedValue, Extraction, LineItem, RuleResult, Severity, TextSource
-from schemas.review import CuratedStatus, ReviewAction, ReviewDecision
+from docingest.schemas.fields import DocType, field_spec
+from docingest.schemas.records import ExtractedValue, Extraction, LineItem, RuleResult, Severity, TextSource
+from docingest.schemas.review import CuratedStatus, ReviewAction, ReviewDecision
 
 REVIEW_SOURCE = "review"
 

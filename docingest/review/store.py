@@ -17,7 +17,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from schemas.review import ReviewDecision
+from docingest.schemas.review import ReviewDecision
 
 
 class DecisionLog:

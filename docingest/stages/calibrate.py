@@ -19,8 +19,8 @@ from collections import defaultdict
 from collections.abc import Iterable
 from pathlib import Path
 
-from schemas.calibration import BUCKET_EDGES, Bucket, CalibrationTable, DocumentCount
-from schemas.records import Extraction
+from docingest.schemas.calibration import BUCKET_EDGES, Bucket, CalibrationTable, DocumentCount
+from docingest.schemas.records import Extraction
 
 UNMEASURED_CAP = 0.85
 

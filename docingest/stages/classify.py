@@ -11,8 +11,8 @@ from __future__ import annotations
 import math
 import re
 
-from schemas.fields import DocType
-from schemas.records import Classification, PageInfo, PageText, TextSource
+from docingest.schemas.fields import DocType
+from docingest.schemas.records import Classification, PageInfo, PageText, TextSource
 
 # (pattern, weight). Patterns are matched case-insensitively on the document's text; each
 # counts at most twice so that one repeated word cannot decide the type on its own.

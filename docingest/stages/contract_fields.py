@@ -8,8 +8,8 @@ import re
 from docingest.stages.labels import FALLBACK, NEXT_LINE, SAME_LINE, Candidate, cells, is_grounded, plausible
 from docingest.stages.layout import Line
 from docingest.stages.normalize import find_dates, fold_text
-from schemas.fields import DocType
-from schemas.records import ExtractedValue, Extraction
+from docingest.schemas.fields import DocType
+from docingest.schemas.records import ExtractedValue, Extraction
 
 
 # "between|among X (…) and Y (…)": where each name ends, its description or definition starts.

@@ -7,7 +7,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from schemas.records import SourceDocument
+from docingest.schemas.records import SourceDocument
 
 _CHUNK = 1 << 20
 

@@ -22,9 +22,9 @@ import re
 from collections import defaultdict
 from dataclasses import dataclass
 
-from schemas.fields import DocType
-from schemas.records import DocumentResult, PriorDocument, RuleResult, Severity, Status
-from schemas.runs import DocumentSummary, DuplicateVerdict
+from docingest.schemas.fields import DocType
+from docingest.schemas.records import DocumentResult, PriorDocument, RuleResult, Severity, Status
+from docingest.schemas.runs import DocumentSummary, DuplicateVerdict
 
 RULE_ID = "duplicates.invoice"
 FINANCIAL = {DocType.INVOICE, DocType.RECEIPT}

@@ -11,8 +11,8 @@ from docingest.stages.contract_fields import contract_fields
 from docingest.stages.form_fields import form_fields
 from docingest.stages.financial_fields import financial_fields
 from docingest.stages.layout import document_lines
-from schemas.fields import DocType
-from schemas.records import Extraction, PageText
+from docingest.schemas.fields import DocType
+from docingest.schemas.records import Extraction, PageText
 
 
 def extract_fields(pages: list[PageText], doc_type: DocType) -> Extraction:

@@ -38,8 +38,8 @@ from docingest.stages.normalize import (
     format_amount,
 )
 from docingest.stages.parties import BUYER_BLOCK, FORM_LABEL, NAME_STOP, find_vendor, party_block, recipient
-from schemas.fields import DocType
-from schemas.records import ExtractedValue, Extraction
+from docingest.schemas.fields import DocType
+from docingest.schemas.records import ExtractedValue, Extraction
 
 _ISSUE_DATE_LABEL = re.compile(
     r"invoice\s*date|date\s*of\s*issue|issue\s*date|rechnungsdatum|beleg\s*-?\s*datum|date\s*de\s*facture|"

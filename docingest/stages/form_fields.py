@@ -6,8 +6,8 @@ import re
 
 from docingest.stages.labels import NEXT_LINE, SAME_LINE, Candidate, cell_under, cells
 from docingest.stages.layout import Line
-from schemas.fields import DocType
-from schemas.records import ExtractedValue, Extraction
+from docingest.schemas.fields import DocType
+from docingest.schemas.records import ExtractedValue, Extraction
 
 
 _KEY_VALUE = re.compile(r"^\s*([A-Za-z][^:]{1,60}?)\s*:\s*(.*)$")

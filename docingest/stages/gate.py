@@ -27,8 +27,8 @@ import pyarrow.compute as pc
 
 from docingest.config import GateOptions
 from docingest.errors import SuiteError
-from schemas.fields import DocType, FieldKind, field_specs
-from schemas.gate import ExpectationOutcome, GateSeverity, GateVerdict
+from docingest.schemas.fields import DocType, FieldKind, field_specs
+from docingest.schemas.gate import ExpectationOutcome, GateSeverity, GateVerdict
 
 # A suite names the view it validates in meta.table; these are the views there are.
 FIELD_VIEW_TYPES = (DocType.INVOICE, DocType.RECEIPT, DocType.CONTRACT)

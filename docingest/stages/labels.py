@@ -11,7 +11,7 @@ from decimal import Decimal
 
 from docingest.stages.layout import Line
 from docingest.stages.normalize import ISO_4217, find_amounts, find_dates, format_amount
-from schemas.records import ExtractedValue
+from docingest.schemas.records import ExtractedValue
 
 
 SAME_LINE, NEXT_LINE, FALLBACK = 0.92, 0.75, 0.45

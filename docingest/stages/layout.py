@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from schemas.records import BBox, PageText, TextSource, Word
+from docingest.schemas.records import BBox, PageText, TextSource, Word
 
 
 @dataclass(slots=True)

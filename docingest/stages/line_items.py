@@ -9,7 +9,7 @@ from decimal import Decimal
 
 from docingest.stages.layout import Line
 from docingest.stages.normalize import find_amounts, format_amount, normalize_currency, parse_number
-from schemas.records import LineItem
+from docingest.schemas.records import LineItem
 
 
 

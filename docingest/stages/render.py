@@ -32,7 +32,7 @@ from docingest.errors import (
     TooManyPages,
     UnsupportedFileType,
 )
-from schemas.records import SourceDocument, Stage, Word
+from docingest.schemas.records import SourceDocument, Stage, Word
 
 PDFIUM_LOCK = threading.RLock()
 

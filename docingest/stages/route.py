@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from docingest.config import RoutingThresholds
-from schemas.fields import DocType, field_specs
-from schemas.records import (
+from docingest.schemas.fields import DocType, field_specs
+from docingest.schemas.records import (
     Classification,
     Extraction,
     RuleResult,

@@ -8,8 +8,8 @@ from decimal import Decimal, InvalidOperation
 
 from docingest.config import RoutingThresholds
 from docingest.stages.normalize import ISO_4217
-from schemas.fields import DocType, FieldKind, field_specs
-from schemas.records import Extraction, RuleResult, Severity
+from docingest.schemas.fields import DocType, FieldKind, field_specs
+from docingest.schemas.records import Extraction, RuleResult, Severity
 
 MIN_PLAUSIBLE_YEAR = 1990
 

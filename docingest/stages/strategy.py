@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from docingest.config import ExtractorName, RoutingThresholds, VlmOptions
-from schemas.fields import DocType
-from schemas.records import Classification, PageInfo, PageStrategy, TextSource
+from docingest.schemas.fields import DocType
+from docingest.schemas.records import Classification, PageInfo, PageStrategy, TextSource
 
 
 @dataclass(frozen=True)

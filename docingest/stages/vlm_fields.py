@@ -25,8 +25,8 @@ from docingest.stages.normalize import (
     parse_amount,
     parse_date,
 )
-from schemas.fields import LINE_ITEM_TYPES, DocType, FieldKind, FieldSpec, field_specs
-from schemas.records import (
+from docingest.schemas.fields import LINE_ITEM_TYPES, DocType, FieldKind, FieldSpec, field_specs
+from docingest.schemas.records import (
     BBox,
     Classification,
     ExtractedValue,
