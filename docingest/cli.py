@@ -1,4 +1,4 @@
-"""Command line: ``docingest run | review | apply-reviews | eval | make-samples``."""
+"""Command line: ``docingest run | serve | review | apply-reviews | eval | make-samples``."""
 
 from __future__ import annotations
 
@@ -7,13 +7,15 @@ import os
 import sys
 from pathlib import Path
 
-# Before Prefect is imported: no telemetry from a nightly batch job, quiet console logs
-# (the progress bar and the summary say what matters; the Prefect UI keeps the full log).
+# Before Prefect is imported: no telemetry from a nightly batch job; INFO logs (a line per
+# document) go to the Prefect server, the console shows warnings only (the progress bar and the
+# summary say what matters there).
 for _key, _value in {
     "DO_NOT_TRACK": "1",
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
     "GX_ANALYTICS_ENABLED": "false",
-    "PREFECT_LOGGING_LEVEL": "WARNING",
+    "PREFECT_LOGGING_LEVEL": "INFO",
+    "PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL": "WARNING",
     # The first start of the ephemeral server migrates its database and can take > 20 s.
     "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
     # Arrow's default pool (jemalloc) keeps freed memory: a run's peak grew by 14 MiB more from
@@ -26,19 +28,24 @@ for _key, _value in {
 from docingest.errors import RunError  # noqa: E402  (after the environment defaults above)
 
 
-def _settings_from_args(args: argparse.Namespace):
-    """Env (DOCINGEST_*) first, CLI flags on top; pydantic-settings deep-merges the two."""
-    from docingest.config import Settings
-
+def _overrides_from_args(args: argparse.Namespace) -> dict:
+    """The settings the CLI flags set, in the shape of ``Settings``."""
     overrides: dict = {}
-    for name in ("renderer", "ocr", "workers", "extractor", "vlm_model", "budget_usd"):
+    for name in ("renderer", "ocr", "workers", "extractor", "vlm_model", "budget_usd", "runner", "dask_address"):
         if getattr(args, name, None) is not None:
             overrides[name] = getattr(args, name)
     if getattr(args, "dpi", None):
         overrides["preprocess"] = {"dpi": args.dpi}
     if getattr(args, "no_progress", False):
         overrides["show_progress"] = False
-    settings = Settings(**overrides)
+    return overrides
+
+
+def _settings_from_args(args: argparse.Namespace):
+    """Env (DOCINGEST_*) first, CLI flags on top; pydantic-settings deep-merges the two."""
+    from docingest.config import Settings
+
+    settings = Settings(**_overrides_from_args(args))
     problem = _vlm_setup_problem(settings)
     if problem:
         raise RunError(problem)
@@ -63,6 +70,30 @@ def cmd_run(args: argparse.Namespace) -> int:
     _print_summary(summary)
     # A quarantined batch must not look like a good night in the scheduler: exit 3.
     return 0 if summary.published else 3
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Serve the deployment ``ingest/NAME`` from this process until Ctrl-C (Prefect's serve):
+    runs triggered from the UI or ``prefect deployment run``, and on ``--cron``, run here."""
+    from docingest.writer import check_writable
+
+    if not os.environ.get("PREFECT_API_URL"):
+        raise RunError("serve needs a Prefect server that keeps deployments and schedules: start one with "
+                       "`prefect server start` and set PREFECT_API_URL=http://127.0.0.1:4200/api")
+    source, out = Path(args.source).resolve(), Path(args.out).resolve()
+    if not source.exists():
+        raise RunError(f"source {source} does not exist")
+    check_writable(out)
+    _settings_from_args(args)  # a bad flag fails here, not at the first scheduled run
+    overrides = {**_overrides_from_args(args), "show_progress": False}
+    from docingest.flows.ingest import ingest
+
+    print(f"serving deployment ingest/{args.name}: {source} -> {out}"
+          + (f", on cron {args.cron!r}" if args.cron else "") + "  (Ctrl+C to stop)", flush=True)
+    ingest.serve(name=args.name, cron=args.cron, parameters={"source": str(source), "out": str(out),
+                                                             "settings": overrides, "reprocess": args.reprocess},
+                 description=f"docingest: ingest {source} into {out}")
+    return 0
 
 
 def _vlm_setup_problem(settings) -> str | None:
@@ -181,6 +212,10 @@ def build_parser() -> argparse.ArgumentParser:
                             "per page, the VLM only where local reading is weak (local without an endpoint)")
         p.add_argument("--vlm-model", help="model name at the OpenAI-compatible endpoint")
         p.add_argument("--budget-usd", type=float, help="stop sending VLM requests once this is spent")
+        p.add_argument("--runner", choices=["thread", "dask"],
+                       help="thread (default): a thread pool in this process; dask: Dask worker processes")
+        p.add_argument("--dask-address", help="an existing Dask scheduler (tcp://host:8786) for --runner dask; "
+                                              "default: a local cluster of --workers processes")
         p.add_argument("--reprocess", action="store_true",
                        help="process every document again, even those OUT already holds a result for "
                             "under the same processing key")
@@ -190,6 +225,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", required=True, help="output folder for the tables and run manifests")
     add_engine_flags(run)
     run.set_defaults(func=cmd_run)
+
+    sv = sub.add_parser("serve", help="serve the Prefect deployment ingest/NAME (runs on demand and on --cron)")
+    sv.add_argument("source", help="folder (read recursively) or a single file")
+    sv.add_argument("--out", required=True, help="output folder for the tables and run manifests")
+    sv.add_argument("--name", required=True, help="deployment name: ingest/NAME")
+    sv.add_argument("--cron", help='schedule, e.g. "0 2 * * *" (UTC)')
+    add_engine_flags(sv)
+    sv.set_defaults(func=cmd_serve)
 
     rv = sub.add_parser("review", help="serve the review app over an output folder")
     rv.add_argument("--out", required=True, help="the output folder of `docingest run`")

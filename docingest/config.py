@@ -26,6 +26,13 @@ class ExtractorName(str, Enum):
     AUTO = "auto"  # per page: local when it is good enough, the VLM otherwise
 
 
+class RunnerName(str, Enum):
+    """Where the per-document tasks run."""
+
+    THREAD = "thread"  # a thread pool in the flow's process
+    DASK = "dask"  # Dask worker processes: a local cluster of `workers` processes, or dask_address
+
+
 class ImageDetail(str, Enum):
     LOW = "low"
     HIGH = "high"
@@ -164,6 +171,9 @@ class Settings(BaseSettings):
     renderer: RendererName = RendererName.PYPDFIUM2
     ocr: OcrName = OcrName.RAPIDOCR
     workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1, le=64)
+    runner: RunnerName = RunnerName.THREAD
+    # An existing Dask cluster's scheduler (tcp://host:8786) for runner dask; None: a local cluster.
+    dask_address: str | None = None
     task_retries: int = Field(default=2, ge=0)
     retry_delay_seconds: float = Field(default=2.0, ge=0)
     limits: InputLimits = Field(default_factory=InputLimits)

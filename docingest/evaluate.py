@@ -32,6 +32,7 @@ from typing import Any
 
 from docingest.config import Settings
 from docingest.published import run_table_rows
+from docingest.stages.route import reason_kind
 from docingest.schemas.fields import DOC_FIELDS, DocType, FieldKind, all_field_names
 from docingest.schemas.records import ExtractedValue, Extraction, TextSource
 
@@ -271,14 +272,6 @@ def _score_document(expected: dict[str, list[str]], predicted: dict[str, list[st
     return per_field, all_right
 
 
-def _reason_kind(reason: str) -> str:
-    """"low_field_confidence:total:0.70" -> "low_field_confidence:total"; a form's key
-    ("key_values[Date]") and a measured value ("low_classification_confidence:0.50") go."""
-    kind, _, rest = reason.partition(":")
-    subject = re.sub(r"\[.*", "", rest.split(":")[0])
-    return f"{kind}:{subject}" if subject and not re.fullmatch(r"[\d.]+", subject) else kind
-
-
 def _list_match(name: str, predicted: str, expected: str) -> bool:
     if name == "key_values":
         pk, _, pv = predicted.partition("=")
@@ -328,7 +321,7 @@ def score(labels: list[dict[str, Any]], documents: list[dict[str, Any]],
         status = doc["status"] if doc else "missing"
         s[status] += 1
         if status == "needs_review":
-            kinds = sorted({_reason_kind(r) for r in doc["review_reasons"] or []})
+            kinds = sorted({reason_kind(r) for r in doc["review_reasons"] or []})
             reasons[label["source_set"]].update(kinds)
             if len(kinds) == 1:
                 sole_reasons[label["source_set"]].update(kinds)

@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from docingest.stages.duplicates import summary_key
+from docingest.stages.route import reason_kind
 from docingest.schemas.records import Status, VlmUsage
 from docingest.schemas.runs import DocumentSummary, DuplicateVerdict
 
@@ -26,6 +27,7 @@ SCHEMA = pa.schema([
     ("source_paths", pa.list_(pa.string())),
     ("doc_type", pa.string()),
     ("status", pa.string()),
+    ("review_reasons", pa.list_(pa.string())),
     ("failure_cause", pa.string()),
     ("error_kinds", pa.list_(pa.string())),
     ("page_count", pa.int32()),
@@ -115,9 +117,16 @@ class RunLedger:
         """What the manifest counts, after the duplicate check's verdicts."""
         t = self.table()
         statuses = t["status"].to_pylist()
-        for i, doc_id in enumerate(t["doc_id"].to_pylist()):
-            if doc_id in verdicts:
-                statuses[i] = verdicts[doc_id].status.value
+        reasons: dict[str, int] = {}
+        for i, (doc_id, doc_reasons) in enumerate(zip(t["doc_id"].to_pylist(), t["review_reasons"].to_pylist())):
+            verdict = verdicts.get(doc_id)
+            if verdict is not None:
+                statuses[i] = verdict.status.value
+                if verdict.review_reason and verdict.review_reason not in doc_reasons:
+                    doc_reasons.append(verdict.review_reason)
+            if statuses[i] == Status.NEEDS_REVIEW.value:
+                for kind in {reason_kind(r) for r in doc_reasons}:
+                    reasons[kind] = reasons.get(kind, 0) + 1
         processed = t.filter(pc.invert(t["reused"]))
         usage = VlmUsage()
         for u in processed["vlm_usage"].to_pylist():
@@ -128,6 +137,8 @@ class RunLedger:
                 strategies[k] = strategies.get(k, 0) + n
         return {
             "counts": {st.value: statuses.count(st.value) for st in Status},
+            # Documents waiting for review per reason (without its measurements), most first.
+            "review_reasons": dict(sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))),
             "processed": processed.num_rows,
             "reused": t.num_rows - processed.num_rows,
             "pages": int(pc.sum(t["page_count"]).as_py() or 0),

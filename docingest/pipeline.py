@@ -15,9 +15,10 @@ from datetime import datetime, timezone
 
 from docingest.config import ExtractorName, Settings
 from docingest.engines.base import PageEngine
-from docingest.engines.vlm import PageAnswer, VlmEngine
+from docingest.engines import TextLayerEngine, build_ocr_engine
+from docingest.engines.vlm import PageAnswer, VlmEngine, build_client
 from docingest.errors import BudgetExhausted, DocingestError
-from docingest.stages.calibrate import calibrate_extraction, document_reliability
+from docingest.stages.calibrate import calibrate_extraction, document_reliability, load_table
 from docingest.stages.classify import classify_document
 from docingest.stages.extract import extract_fields
 from docingest.stages.legibility import legible_share
@@ -52,6 +53,16 @@ class Engines:
     ocr: PageEngine
     vlm: VlmEngine | None = None  # only when the extractor is vlm/auto and an endpoint is set
     calibration: CalibrationTable | None = None  # read once per run from settings.calibration_file
+
+def build_engines(settings: Settings) -> Engines:
+    """The engines a run's settings choose: the text layer, the OCR engine from its registry, the
+    calibration table, and the VLM engine with its client when the extractor needs one."""
+    engines = Engines(text_layer=TextLayerEngine(), ocr=build_ocr_engine(settings.ocr),
+                      calibration=load_table(settings.calibration_file))
+    if settings.effective_extractor() != ExtractorName.LOCAL:
+        engines.vlm = VlmEngine.from_settings(settings, build_client(settings.vlm))
+    return engines
+
 
 def process_document(source: SourceDocument, settings: Settings, engines: Engines) -> DocumentResult:
     started = time.perf_counter()

@@ -40,7 +40,7 @@ def summarize(result: DocumentResult, reused: bool = False) -> DocumentSummary:
     doc_type = result.classification.doc_type if result.classification else None
     return DocumentSummary(
         doc_id=result.doc_id, source_path=result.source_path, source_paths=list(result.source_paths),
-        doc_type=doc_type, status=result.status,
+        doc_type=doc_type, status=result.status, review_reasons=list(result.review_reasons),
         failure_cause=failure_cause(result.errors) if result.status == Status.FAILED else None,
         error_kinds=[e.kind for e in result.errors], page_count=result.page_count,
         pages_by_strategy=dict(Counter(p.strategy.value for p in result.pages if p.strategy)),

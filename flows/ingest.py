@@ -7,40 +7,36 @@
 
 The per-document chain runs inside one task (``tasks.documents``); its body is
 ``docingest.pipeline.process_document``. The run holds the output folder's lock throughout.
+
+Every parameter is JSON, so the same flow runs from ``docingest run``, from a deployment and
+from ``prefect deployment run ingest/NAME --param source=...``: ``settings`` overrides the
+``DOCINGEST_*`` environment with the shape of ``docingest.config.Settings``.
 """
 
 from __future__ import annotations
 
-import platform
 import time
 import uuid
 from datetime import datetime, timezone
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger, unmapped
 from prefect.futures import as_completed
-from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.tasks import exponential_backoff
 from pydantic import BaseModel
 
-from docingest.config import ExtractorName, Settings
-from docingest.engines import TextLayerEngine, build_ocr_engine
-from docingest.engines.vlm import VlmEngine, build_client
+from docingest.config import Settings
 from docingest.ledger import RunLedger
 from docingest.outdir import OutputLock, recover
-from docingest.pipeline import Engines, crashed_result, unreadable_result
+from docingest.pipeline import crashed_result, unreadable_result
 from docingest.processing_key import processing_key
 from docingest.progress import Laps, progress_bar
 from docingest.result_store import ResultStore, summarize
+from docingest.run_report import build_manifest, markdown_summary, vlm_summary
+from docingest.schemas.records import FailureCause, SourceDocument
 from docingest.stages.calibrate import load_table
-from docingest.writer import RunWriter
-from docingest.schemas.gate import GateVerdict
-from docingest.schemas.records import FailureCause, SourceDocument, Status, VlmUsage
-from docingest.schemas.runs import ProcessingKey
-from docingest.schemas.tables import CONTRACT_VERSION
-from docingest.tasks.documents import process_document_task
+from docingest.tasks.documents import DOCUMENT_FAILED, cached_engines, process_document_task
 from docingest.tasks.io import (
     batch_gate_task,
     check_duplicates_task,
@@ -49,6 +45,8 @@ from docingest.tasks.io import (
     reuse_task,
     stage_tables_task,
 )
+from docingest.tasks.runners import task_runners
+from docingest.writer import RunWriter
 
 
 class RunSummary(BaseModel):
@@ -71,32 +69,44 @@ class RunSummary(BaseModel):
     recovered: list[str] = []  # what was cleaned up after an earlier, killed run
 
 
-@flow(name="ingest", flow_run_name="ingest-{label}", validate_parameters=False, log_prints=True)
-def ingest(source: Path | list[Path], out: Path, settings: Settings, label: str = "run",
-           vlm_client: Any = None, reprocess: bool = False) -> RunSummary:
-    """``vlm_client``: an ``openai.OpenAI``-compatible client, built by the caller (never at
-    import); when None and the extractor needs one, ``build_client`` makes it here.
-    ``reprocess``: process every document, even those OUT holds a reusable result for."""
+def run_name() -> str:
+    """``ingest <source> <UTC date and time>``: tonight's run is not last night's in the UI."""
+    from prefect.runtime import flow_run
+
+    source = flow_run.parameters.get("source")
+    label = Path(source).name if isinstance(source, str) else f"{len(source or [])} files"
+    return f"ingest {label} {datetime.now(timezone.utc):%Y-%m-%d %H:%M}"
+
+
+@flow(name="ingest", flow_run_name=run_name, log_prints=True)
+def ingest(source: str | list[str], out: str, settings: dict[str, Any] | None = None,
+           reprocess: bool = False) -> RunSummary:
+    """``source``: a folder (read recursively), a file, or a list of files; ``out``: the output
+    folder; ``settings``: overrides of the DOCINGEST_* environment; ``reprocess``: process every
+    document, even those OUT holds a reusable result for."""
     logger = get_run_logger()
+    config = Settings(**(settings or {}))  # read once, passed down
+    source_paths = [Path(p) for p in source] if isinstance(source, list) else Path(source)
+    out_dir = Path(out)
     started_at, t0 = datetime.now(timezone.utc), time.perf_counter()
     run_id = started_at.strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:8]
     run_date = started_at.date()
     laps = Laps()
-    with OutputLock(out):
+    with OutputLock(out_dir):
         # a killed run's leftovers: its staging folder goes, its documents' results stay
-        recovered = recover(out)
-        writer = RunWriter(out, run_id, run_date.isoformat())
+        recovered = recover(out_dir)
+        writer = RunWriter(out_dir, run_id, run_date.isoformat())
         laps.lap("recover")
 
         # discover
-        documents, unreadable = discover_task(source)
+        documents, unreadable = discover_task(source_paths)
         logger.info("%d files, %d distinct documents", sum(len(d.paths) for d in documents) + len(unreadable),
                     len(documents))
         laps.lap("discover")
 
         # reuse: documents OUT already holds a result for, under this run's processing key
-        key = processing_key(settings)
-        store = ResultStore(out, key)
+        key = processing_key(config)
+        store = ResultStore(out_dir, key)
         ledger = RunLedger()
         if not reprocess:
             reuse_task(store, documents, ledger)
@@ -107,18 +117,17 @@ def ingest(source: Path | list[Path], out: Path, settings: Settings, label: str 
 
         # render → read → classify → extract → validate → route, one task per document; each
         # result is in the store the moment its task ends
-        engines = _engines(settings, vlm_client) if todo else None
-        with progress_bar(len(documents), settings.show_progress) as advance:
-            for _ in done:
-                advance("reused")
-            _process(todo, settings, engines, store, ledger, advance)
+        with progress_bar(len(documents), config.show_progress) as advance:
+            progress = RunProgress(len(documents), advance)
+            progress.advance_by(len(done))
+            _process(todo, config, store, ledger, run_id, progress)
         failed_reads = [unreadable_result(u.path, u.message) for u in unreadable]
         for r in failed_reads:
             ledger.add(summarize(r))
         laps.lap("process")
 
         # validate across documents: duplicate invoices in this run and in published runs
-        verdicts = check_duplicates_task(ledger, out)
+        verdicts = check_duplicates_task(ledger, out_dir)
         laps.lap("duplicates")
 
         # write: the run's tables into its staging folder, a batch of documents at a time
@@ -126,42 +135,45 @@ def ingest(source: Path | list[Path], out: Path, settings: Settings, label: str 
         laps.lap("stage")
 
         # batch gate (Great Expectations): a broken fail-level expectation quarantines the run
-        verdict = batch_gate_task(writer, settings.gate, run_date, out)
+        verdict = batch_gate_task(writer, config.gate, run_date, out_dir)
         if verdict.failed:
             logger.warning("run %s quarantined: %s", run_id, "; ".join(verdict.reasons()))
         laps.lap("gate")
 
         # publish (or quarantine): the manifest joins the tables, one rename makes them visible
         seconds = round(time.perf_counter() - t0, 2)
-        manifest = _manifest(run_id, started_at, source, out, settings, documents, unreadable,
-                             ledger.tally(verdicts),
-                             writer.files_written(counts, verdict.published), seconds, engines, verdict, key,
-                             recovered, laps)
+        tally = ledger.tally(verdicts)
+        manifest = build_manifest(
+            run_id, started_at, source, out_dir, config, documents, unreadable, tally,
+            writer.files_written(counts, verdict.published), seconds, _vlm(tally, config, run_id),
+            _calibration(config), verdict, key, recovered, laps)
         manifest_path = publish_task(writer, manifest, verdict.published)
         dropped = store.prune()
         if dropped:
             logger.info("dropped stored results of %d other processing keys", len(dropped))
-    _publish_data_docs_link(verdict, out)
+    _report(manifest, out_dir)
     logger.info("run %s: %s in %.1fs", run_id, manifest["counts"], seconds)
     return RunSummary(
-        run_id=run_id, out=str(out), manifest=str(manifest_path),
+        run_id=run_id, out=str(out_dir), manifest=str(manifest_path),
         inputs=manifest["inputs"]["files"], documents=len(ledger),
         processed=manifest["documents"]["processed"], reused=manifest["documents"]["reused"],
         counts=manifest["counts"], failures=counts["failures"],
         rejected_inputs=manifest["failure_causes"].get(FailureCause.INPUT.value, 0),
         seconds=seconds, vlm=manifest["vlm"], published=verdict.published, gate_reasons=verdict.reasons(),
         gate_warnings=manifest["batch_gate"]["warnings"],
-        data_docs=str(out / verdict.data_docs) if verdict.data_docs else None, recovered=recovered,
+        data_docs=str(out_dir / verdict.data_docs) if verdict.data_docs else None, recovered=recovered,
     )
 
 
-def run_ingest(source: Path | list[Path], out: Path, settings: Settings, vlm_client: Any = None,
-               reprocess: bool = False) -> RunSummary:
-    """Run the flow with a bounded worker pool (``Settings.effective_workers``)."""
-    runner = ThreadPoolTaskRunner(max_workers=settings.effective_workers())
-    label = f"{len(source)}-files" if isinstance(source, list) else source.name
-    return ingest.with_options(task_runner=runner)(
-        source=source, out=out, settings=settings, label=label, vlm_client=vlm_client, reprocess=reprocess)
+def run_ingest(source: Path | list[Path], out: Path, settings: Settings, reprocess: bool = False) -> RunSummary:
+    """Run the flow in this process with these settings (the CLI, the evaluation, tests)."""
+    return ingest(source=[str(p) for p in source] if isinstance(source, list) else str(source), out=str(out),
+                  settings=settings_overrides(settings), reprocess=reprocess)
+
+
+def settings_overrides(settings: Settings) -> dict[str, Any]:
+    """The settings as the flow's JSON parameter: what was set (by the environment or in code)."""
+    return settings.model_dump(mode="json", exclude_unset=True)
 
 
 # Documents per child flow run. Prefect keeps per-task bookkeeping (contexts, cancel events)
@@ -170,146 +182,100 @@ def run_ingest(source: Path | list[Path], out: Path, settings: Settings, vlm_cli
 BATCH_DOCUMENTS = 250
 
 
-def _process(todo: list[SourceDocument], settings: Settings, engines: Engines | None, store: ResultStore,
-             ledger: RunLedger, advance) -> None:
-    """The documents in batches, each a child flow run; their summaries go into the ledger."""
-    for start in range(0, len(todo), BATCH_DOCUMENTS):
-        batch = todo[start:start + BATCH_DOCUMENTS]
-        process_batch.with_options(task_runner=ThreadPoolTaskRunner(max_workers=settings.effective_workers()))(
-            batch=batch, settings=settings, engines=engines, store=store, advance=advance,
-            label=f"{start + 1}-{start + len(batch)}")
-        for doc in batch:
-            ledger.add(store.summary(doc.doc_id))
+def _process(todo: list[SourceDocument], settings: Settings, store: ResultStore, ledger: RunLedger,
+             run_id: str, progress: "RunProgress") -> None:
+    """The documents in batches, each a child flow run on the runner the settings choose;
+    their summaries go into the ledger."""
+    if not todo:
+        return
+    with task_runners(settings) as runner:
+        for start in range(0, len(todo), BATCH_DOCUMENTS):
+            batch = todo[start:start + BATCH_DOCUMENTS]
+            process_batch.with_options(task_runner=runner())(
+                batch=batch, settings=settings, store=store, run_id=run_id, progress=progress,
+                label=f"{start + 1}-{start + len(batch)}")
+            for doc in batch:
+                ledger.add(store.summary(doc.doc_id))
 
 
 @flow(name="process-documents", flow_run_name="documents-{label}", validate_parameters=False)
-def process_batch(batch: list[SourceDocument], settings: Settings, engines: Any, store: Any,
-                  advance: Any, label: str) -> None:
-    """One mapped task per document; a document whose task failed after its retries is stored
-    as failed (never reused), and the run goes on. ``engines`` (``Engines``) and ``store``
-    (``ResultStore``) are typed Any: Prefect builds a parameter schema for every flow, and an
-    engine Protocol has none."""
+def process_batch(batch: list[SourceDocument], settings: Settings, store: Any, run_id: str, progress: Any,
+                  label: str) -> None:
+    """One mapped task per document. A failed document is a Failed task state and its result
+    is stored like any other; a task that raised after its retries is stored as failed here
+    (never reused), and the run goes on. ``store`` (``ResultStore``) and ``progress`` are typed
+    Any: Prefect builds a parameter schema for every flow."""
     process = process_document_task.with_options(
         retries=settings.task_retries,
         retry_delay_seconds=exponential_backoff(backoff_factor=settings.retry_delay_seconds)(
             settings.task_retries) if settings.task_retries else 0,
     )
-    futures = process.map(batch, settings=unmapped(settings), engines=unmapped(engines), store=unmapped(store))
+    futures = process.map(batch, settings=unmapped(settings), store=unmapped(store), run_id=unmapped(run_id))
     by_future = {f.task_run_id: d for f, d in zip(futures, batch)}
     for future in as_completed(futures):
         doc = by_future[future.task_run_id]
+        future.wait()
+        state = future.state
+        if (state.is_failed() and state.name != DOCUMENT_FAILED) or state.is_crashed():
+            store.save(crashed_result(doc, state.message or f"task ended {state.name}"))
+        progress.advance(doc.name)
+
+
+class RunProgress:
+    """Documents done: the console's progress bar and, where a Prefect server records the run,
+    a progress artifact (updated at most once per percent)."""
+
+    def __init__(self, total: int, advance_bar):
+        self.total, self.done, self._bar = total, 0, advance_bar
+        self._artifact, self._shown = None, -1
         try:
-            future.result()
-        except Exception as exc:  # retries exhausted: the document fails, the run goes on
-            store.save(crashed_result(doc, f"{type(exc).__name__}: {exc}"))
-        advance(doc.name)
+            from prefect.artifacts import create_progress_artifact
+
+            self._artifact = create_progress_artifact(progress=0.0, key="ingest-progress",
+                                                      description="documents processed or reused")
+        except Exception as exc:  # noqa: BLE001 - the UI's progress is a convenience, never a reason to fail
+            get_run_logger().warning("no progress artifact: %s", exc)
+
+    def advance(self, label: str) -> None:
+        self._bar(label)
+        self.advance_by(1)
+
+    def advance_by(self, n: int) -> None:
+        self.done += n
+        percent = int(100 * self.done / self.total) if self.total else 100
+        if self._artifact is not None and percent != self._shown:
+            from prefect.artifacts import update_progress_artifact
+
+            try:
+                update_progress_artifact(self._artifact, progress=float(percent))
+                self._shown = percent
+            except Exception:  # noqa: BLE001
+                self._artifact = None
 
 
-def _engines(settings: Settings, vlm_client: Any) -> Engines:
-    """The engines of a run, built only when a document needs processing."""
-    engines = Engines(text_layer=TextLayerEngine(), ocr=build_ocr_engine(settings.ocr),
-                      calibration=load_table(settings.calibration_file))
-    if settings.effective_extractor() != ExtractorName.LOCAL:
-        engines.vlm = VlmEngine.from_settings(settings, vlm_client or build_client(settings.vlm))
-    return engines
+def _calibration(settings: Settings) -> str | None:
+    table = load_table(settings.calibration_file)
+    return table.fitted_on if table else None
 
 
-def _publish_data_docs_link(verdict: GateVerdict, out: Path) -> None:
-    """A link to the run's Data Docs in the Prefect UI (an artifact of this flow run)."""
-    if not verdict.data_docs:
-        return
-    from prefect.artifacts import create_link_artifact
+def _vlm(tally: dict[str, Any], settings: Settings, run_id: str) -> dict[str, Any] | None:
+    from docingest.config import ExtractorName
+
+    if settings.effective_extractor() == ExtractorName.LOCAL:
+        return None
+    # The engine's own state (limiter, structured outputs) where the documents ran in this process.
+    engines = cached_engines(run_id)
+    return vlm_summary(tally, settings.vlm_model, engines.vlm if engines else None, settings.budget_usd)
+
+
+def _report(manifest: dict[str, Any], out: Path) -> None:
+    """The run's markdown summary as an artifact of this flow run in the Prefect UI."""
+    from prefect.artifacts import create_markdown_artifact
 
     try:
-        create_link_artifact(
-            key="data-docs", link=(out / verdict.data_docs).resolve().as_uri(),
-            link_text="Great Expectations Data Docs",
-            description=("published" if verdict.published else "QUARANTINED: " + "; ".join(verdict.reasons())),
-        )
-    except Exception as exc:  # noqa: BLE001 - the UI link is a convenience, never a reason to fail
-        get_run_logger().warning("could not create the Data Docs artifact: %s", exc)
-
-
-def _manifest(run_id, started_at, source, out, settings, documents, unreadable, tally: dict[str, Any],
-              written, seconds, engines: Engines | None, verdict: GateVerdict, key: ProcessingKey,
-              recovered: list[str], laps: Laps) -> dict[str, Any]:
-    input_files = sorted({p for d in documents for p in d.paths} | {u.path for u in unreadable})
-    return {
-        "run_id": run_id,
-        "contract_version": CONTRACT_VERSION,
-        "started_at": started_at,
-        "finished_at": datetime.now(timezone.utc),
-        "source": str(source) if not isinstance(source, list) else f"{len(source)} listed files",
-        "out": str(out),
-        "settings": settings.model_dump(mode="json"),
-        "inputs": {
-            "files": len(input_files),
-            "documents": len(documents) + len(unreadable),
-            "duplicate_files": sum(len(d.paths) - 1 for d in documents),
-            "pages": tally["pages"],
-        },
-        # Reused: processed by an earlier run (finished or killed) under the same processing key.
-        "documents": {"processed": tally["processed"], "reused": tally["reused"]},
-        "processing_key": key.model_dump(),
-        # Nothing lost: every input file is in the documents table exactly once.
-        "all_inputs_accounted_for": input_files == tally["source_paths"],
-        "counts": tally["counts"],
-        # False: a fail-level expectation broke; the tables are in quarantine/<run_id>/.
-        "published": verdict.published,
-        "batch_gate": {
-            "enabled": verdict.enabled,
-            "quarantine_reasons": verdict.reasons(),
-            "warnings": [f"{o.suite}: {o.expectation}({o.column or ''}) {o.description}".strip()
-                         for o in verdict.warnings],
-            "skipped": [f"{o.suite}: {o.expectation}({o.column or ''}) needs {o.observed.get('min_rows')} rows, "
-                        f"the view has {o.observed.get('rows')}" for o in verdict.outcomes if o.skipped],
-            "data_docs": verdict.data_docs,
-            "seconds": verdict.seconds,
-            "expectations": [o.model_dump(mode="json") for o in verdict.outcomes],
-        },
-        # Failed documents by cause: "input" (the upload's own defect) or "system" (the pipeline's).
-        "failure_causes": tally["failure_causes"],
-        "failure_kinds": tally["failure_kinds"],
-        "doc_types": tally["doc_types"],
-        "files_written": written,
-        "durations": {
-            "wall_seconds": seconds,
-            # Inside the flow, up to the publish: recover, discover, reuse, process, duplicates,
-            # stage, gate.
-            "phases": laps.seconds,
-            "document_seconds_total": tally["document_seconds"],
-            "pages_per_second": round(tally["pages"] / seconds, 2) if seconds else None,
-        },
-        "extractor": settings.effective_extractor().value,
-        "calibration": (engines.calibration.fitted_on if engines and engines.calibration else None),
-        "vlm": _vlm_summary(tally, engines),
-        "recovered": recovered,
-        "versions": _versions(),
-    }
-
-
-def _vlm_summary(tally: dict[str, Any], engines: Engines | None) -> dict[str, Any] | None:
-    """What this run's processed documents cost at the VLM endpoint."""
-    if engines is None or engines.vlm is None:
-        return None
-    total: VlmUsage = tally["vlm_usage"]
-    return {
-        "model": engines.vlm.model,
-        **total.model_dump(),
-        "cost_usd": round(total.cost_usd, 6),
-        "structured_outputs": engines.vlm.structured_outputs_supported,
-        "peak_in_flight": engines.vlm.limiter.peak_in_flight,
-        "budget_usd": engines.vlm.budget.limit_usd,
-        "budget_exhausted_documents": tally["budget_exhausted"],
-        "pages_by_strategy": tally["pages_by_strategy"],
-    }
-
-
-def _versions() -> dict[str, str]:
-    versions = {"python": platform.python_version()}
-    for dist in ("docingest", "prefect", "pyarrow", "pypdfium2", "pillow", "rapidocr", "onnxruntime", "pydantic"):
-        try:
-            versions[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            versions[dist] = "not installed"
-    return versions
+        create_markdown_artifact(
+            markdown=markdown_summary(manifest, out), key="ingest-summary",
+            description=("published" if manifest["published"] else "QUARANTINED: "
+                         + "; ".join(manifest["batch_gate"]["quarantine_reasons"])))
+    except Exception as exc:  # noqa: BLE001 - the UI summary is a convenience, never a reason to fail
+        get_run_logger().warning("could not create the summary artifact: %s", exc)

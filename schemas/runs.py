@@ -31,6 +31,7 @@ class DocumentSummary(BaseModel):
     source_paths: list[str]
     doc_type: DocType | None = None
     status: Status
+    review_reasons: list[str] = Field(default_factory=list)
     failure_cause: FailureCause | None = None  # set on failed documents only
     error_kinds: list[str] = Field(default_factory=list)
     page_count: int = 0

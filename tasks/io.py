@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import date
 from pathlib import Path
 
-from prefect import task
+from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from docingest.config import GateOptions
@@ -47,12 +47,15 @@ def discover_task(source: Path | list[Path]) -> tuple[list[SourceDocument], list
 def reuse_task(store: ResultStore, documents: list[SourceDocument], ledger: RunLedger) -> None:
     """Put in the ledger the documents already processed in OUT under this run's processing
     key, under the paths this run found them at."""
+    logger = get_run_logger()
     for doc in documents:
         result = store.reusable(doc.doc_id)
         if result is not None:
             summary = summarize(result, reused=True)
             summary.source_path, summary.source_paths = doc.path, list(doc.paths)
             ledger.add(summary)
+            logger.info("%s: %s, reused%s", doc.path, summary.status.value,
+                        f" ({'; '.join(summary.review_reasons)})" if summary.review_reasons else "")
 
 
 @task(name="check-duplicates", cache_policy=NO_CACHE)

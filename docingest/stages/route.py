@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from docingest.config import RoutingThresholds
 from docingest.schemas.fields import DocType, field_specs
 from docingest.schemas.records import (
@@ -76,3 +78,12 @@ def route_document(
         reasons.append(f"unproven_document_reliability:{kind}:{share:.2f}")
     reasons = list(dict.fromkeys(reasons))
     return (Status.NEEDS_REVIEW if reasons else Status.ACCEPTED), reasons
+
+
+def reason_kind(reason: str) -> str:
+    """A review reason without its measurements: "low_field_confidence:total:0.70" ->
+    "low_field_confidence:total"; a form's key ("key_values[Date]") and a measured value
+    ("low_classification_confidence:0.50") go."""
+    kind, _, rest = reason.partition(":")
+    subject = re.sub(r"\[.*", "", rest.split(":")[0])
+    return f"{kind}:{subject}" if subject and not re.fullmatch(r"[\d.]+", subject) else kind
