@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -110,3 +111,8 @@ def test_cli_exit_codes(tmp_path, samples_dir):
     proc = subprocess.run([sys.executable, "-m", "docingest.cli", "run", "x", "--out", "y",
                            "--renderer", "magic"], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
+    # Serving needs a Prefect server that keeps the deployment and its schedule.
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+    proc = subprocess.run([sys.executable, "-m", "docingest.cli", "serve", str(samples_dir), "--out",
+                           str(tmp_path / "o"), "--name", "n"], capture_output=True, text=True, timeout=60, env=env)
+    assert proc.returncode == 2 and "prefect server start" in proc.stderr
