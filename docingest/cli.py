@@ -1,4 +1,4 @@
-"""Command line: ``docingest run | serve | review | apply-reviews | eval | make-samples``."""
+"""Command line: ``docingest run | serve | load | review | apply-reviews | eval | make-samples``."""
 
 from __future__ import annotations
 
@@ -66,10 +66,36 @@ def cmd_run(args: argparse.Namespace) -> int:
     with OutputLock(out):
         from docingest.flows.ingest import run_ingest
 
-        summary = run_ingest(source, out, settings, reprocess=args.reprocess)
+        summary = run_ingest(source, out, settings, reprocess=args.reprocess,
+                             load_to=args.load_to, load_schema=args.schema)
     _print_summary(summary)
-    # A quarantined batch must not look like a good night in the scheduler: exit 3.
-    return 0 if summary.published else 3
+    # A quarantined batch must not look like a good night in the scheduler: exit 3. A published
+    # run whose warehouse load failed stays published; the load is retried by the next run or
+    # `docingest load`: exit 4.
+    if not summary.published:
+        return 3
+    return 4 if summary.load_error else 0
+
+
+def cmd_load(args: argparse.Namespace) -> int:
+    """Load OUT's published runs and curated reviews into a warehouse (idempotent)."""
+    from docingest.outdir import OutLayout
+
+    out = Path(args.out)
+    if not out.is_dir():
+        raise RunError(f"output folder {out} does not exist: run `docingest run` first")
+    url = args.to or f"duckdb://{(out / 'warehouse.duckdb').resolve()}"
+    from docingest.warehouse.load import load
+
+    summary = load(out, url, schema=args.schema)
+    for line in summary.migrations:
+        print(f"schema: {line}")
+    print(f"loaded {len(summary.runs_loaded)} new runs ({summary.documents_replaced} documents replaced or added) "
+          f"and {sum(summary.curated_rows.values())} curated rows into {summary.warehouse} "
+          f"(schema {summary.schema_name}, contract {summary.contract_version}) in {summary.seconds:.1f}s")
+    if not OutLayout(out).published_runs():
+        print("note: OUT holds no published run yet")
+    return 0
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -91,7 +117,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     print(f"serving deployment ingest/{args.name}: {source} -> {out}"
           + (f", on cron {args.cron!r}" if args.cron else "") + "  (Ctrl+C to stop)", flush=True)
     ingest.serve(name=args.name, cron=args.cron, parameters={"source": str(source), "out": str(out),
-                                                             "settings": overrides, "reprocess": args.reprocess},
+                                                             "settings": overrides, "reprocess": args.reprocess,
+                                                             "load_to": args.load_to, "load_schema": args.schema},
                  description=f"docingest: ingest {source} into {out}")
     return 0
 
@@ -127,6 +154,10 @@ def _print_summary(summary) -> None:
         print(f"data docs: {summary.data_docs}")
     if not summary.published:
         print("QUARANTINED (tables in quarantine/, not published): " + "; ".join(summary.gate_reasons))
+    if summary.loaded_runs is not None:
+        print(f"warehouse: loaded {summary.loaded_runs} new runs into {summary.load_to}")
+    if summary.load_error:
+        print(f"warehouse load FAILED (the run stays published; `docingest load` retries): {summary.load_error}")
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -223,6 +254,9 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="ingest a folder of PDFs and images into parquet tables")
     run.add_argument("source", help="folder (read recursively) or a single file")
     run.add_argument("--out", required=True, help="output folder for the tables and run manifests")
+    run.add_argument("--load-to", metavar="URL", help="after publishing, load OUT into this warehouse "
+                                                      "(duckdb:///path/file.duckdb or postgresql://...)")
+    run.add_argument("--schema", default="docingest", help="warehouse schema for --load-to (default docingest)")
     add_engine_flags(run)
     run.set_defaults(func=cmd_run)
 
@@ -231,8 +265,17 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--out", required=True, help="output folder for the tables and run manifests")
     sv.add_argument("--name", required=True, help="deployment name: ingest/NAME")
     sv.add_argument("--cron", help='schedule, e.g. "0 2 * * *" (UTC)')
+    sv.add_argument("--load-to", metavar="URL", help="after each published run, load OUT into this warehouse")
+    sv.add_argument("--schema", default="docingest", help="warehouse schema for --load-to (default docingest)")
     add_engine_flags(sv)
     sv.set_defaults(func=cmd_serve)
+
+    ld = sub.add_parser("load", help="load the published runs and curated reviews into a warehouse")
+    ld.add_argument("out", help="the output folder of `docingest run`")
+    ld.add_argument("--to", help="duckdb:///path/file.duckdb (default: OUT/warehouse.duckdb) or "
+                                 "postgresql://user@host:port/db")
+    ld.add_argument("--schema", default="docingest", help="schema the tables and views go to (default docingest)")
+    ld.set_defaults(func=cmd_load)
 
     rv = sub.add_parser("review", help="serve the review app over an output folder")
     rv.add_argument("--out", required=True, help="the output folder of `docingest run`")

@@ -41,11 +41,14 @@ from docingest.tasks.io import (
     batch_gate_task,
     check_duplicates_task,
     discover_task,
+    load_task,
     publish_task,
     reuse_task,
     stage_tables_task,
 )
 from docingest.tasks.runners import task_runners
+from docingest.warehouse.backends import describe
+from docingest.warehouse.load import LoadSummary
 from docingest.writer import RunWriter
 
 
@@ -67,6 +70,9 @@ class RunSummary(BaseModel):
     gate_warnings: list[str] = []
     data_docs: str | None = None
     recovered: list[str] = []  # what was cleaned up after an earlier, killed run
+    load_to: str | None = None  # the warehouse (password hidden)
+    loaded_runs: int | None = None  # runs the warehouse load added
+    load_error: str | None = None  # the load failed (after its retries); the run stays published
 
 
 def run_name() -> str:
@@ -80,10 +86,11 @@ def run_name() -> str:
 
 @flow(name="ingest", flow_run_name=run_name, log_prints=True)
 def ingest(source: str | list[str], out: str, settings: dict[str, Any] | None = None,
-           reprocess: bool = False) -> RunSummary:
+           reprocess: bool = False, load_to: str | None = None, load_schema: str = "docingest") -> RunSummary:
     """``source``: a folder (read recursively), a file, or a list of files; ``out``: the output
     folder; ``settings``: overrides of the DOCINGEST_* environment; ``reprocess``: process every
-    document, even those OUT holds a reusable result for."""
+    document, even those OUT holds a reusable result for; ``load_to``: a warehouse URL the
+    published runs are loaded into after publishing (``docingest load``)."""
     logger = get_run_logger()
     config = Settings(**(settings or {}))  # read once, passed down
     source_paths = [Path(p) for p in source] if isinstance(source, list) else Path(source)
@@ -153,6 +160,9 @@ def ingest(source: str | list[str], out: str, settings: dict[str, Any] | None = 
             logger.info("dropped stored results of %d other processing keys", len(dropped))
     _report(manifest, out_dir)
     logger.info("run %s: %s in %.1fs", run_id, manifest["counts"], seconds)
+
+    # load: its own task, retried on transient database errors; a failed load leaves the run published
+    loaded = _load(out_dir, load_to, load_schema, config) if load_to and verdict.published else None
     return RunSummary(
         run_id=run_id, out=str(out_dir), manifest=str(manifest_path),
         inputs=manifest["inputs"]["files"], documents=len(ledger),
@@ -162,13 +172,28 @@ def ingest(source: str | list[str], out: str, settings: dict[str, Any] | None = 
         seconds=seconds, vlm=manifest["vlm"], published=verdict.published, gate_reasons=verdict.reasons(),
         gate_warnings=manifest["batch_gate"]["warnings"],
         data_docs=str(out_dir / verdict.data_docs) if verdict.data_docs else None, recovered=recovered,
+        load_to=describe(load_to) if load_to else None,
+        loaded_runs=len(loaded.runs_loaded) if isinstance(loaded, LoadSummary) else None,
+        load_error=loaded if isinstance(loaded, str) else None,
     )
 
 
-def run_ingest(source: Path | list[Path], out: Path, settings: Settings, reprocess: bool = False) -> RunSummary:
+def run_ingest(source: Path | list[Path], out: Path, settings: Settings, reprocess: bool = False,
+               load_to: str | None = None, load_schema: str = "docingest") -> RunSummary:
     """Run the flow in this process with these settings (the CLI, the evaluation, tests)."""
     return ingest(source=[str(p) for p in source] if isinstance(source, list) else str(source), out=str(out),
-                  settings=settings_overrides(settings), reprocess=reprocess)
+                  settings=settings_overrides(settings), reprocess=reprocess, load_to=load_to,
+                  load_schema=load_schema)
+
+
+def _load(out: Path, url: str, schema: str, settings: Settings) -> LoadSummary | str:
+    """The warehouse load after publishing; its error as text when it failed after its retries."""
+    try:
+        return load_task.with_options(retries=settings.task_retries, retry_delay_seconds=settings.retry_delay_seconds)(
+            out, url, schema)
+    except Exception as exc:  # noqa: BLE001 - the run is published; the next load catches up
+        get_run_logger().error("warehouse load into %s failed: %s", describe(url), exc)
+        return f"{type(exc).__name__}: {exc}"
 
 
 def settings_overrides(settings: Settings) -> dict[str, Any]:

@@ -24,6 +24,8 @@ from docingest.stages.duplicates import (
     published_to_compare,
 )
 from docingest.stages.gate import run_gate
+from docingest.tasks.retry import retry_if_unavailable
+from docingest.warehouse.load import LoadSummary, load
 from docingest.writer import RunWriter
 from docingest.schemas.gate import GateVerdict
 from docingest.schemas.records import DocumentResult, SourceDocument
@@ -100,3 +102,9 @@ def batch_gate_task(writer: RunWriter, options: GateOptions, run_date: date, out
 @task(name="publish", cache_policy=NO_CACHE, retries=0)
 def publish_task(writer: RunWriter, manifest: dict, published: bool) -> Path:
     return writer.commit(manifest, published)
+
+
+@task(name="load-warehouse", cache_policy=NO_CACHE, retry_condition_fn=retry_if_unavailable)
+def load_task(out: Path, url: str, schema: str) -> LoadSummary:
+    """Load OUT into the warehouse: one transaction, idempotent."""
+    return load(out, url, schema)

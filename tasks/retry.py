@@ -15,3 +15,17 @@ def retry_if_transient(task, task_run, state) -> bool:
         except Exception:  # the result could not be loaded: do not retry blind
             return False
     return isinstance(exc, BaseException) and is_transient(exc)
+
+
+def retry_if_unavailable(task, task_run, state) -> bool:
+    """Warehouse loads: retry when the database could not be reached or answered with a
+    transient error (connection lost, serialization failure, deadlock), not on a bad schema."""
+    exc = state.data if isinstance(state.data, BaseException) else None
+    if exc is None:
+        try:
+            exc = state.result(raise_on_failure=False)
+        except Exception:
+            return False
+    from docingest.warehouse.backends import is_transient_database_error
+
+    return isinstance(exc, BaseException) and is_transient_database_error(exc)

@@ -51,3 +51,37 @@ def engines():
 def workdir(tmp_path: Path) -> Path:
     yield tmp_path
     shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """A throwaway PostgreSQL server on loopback for the warehouse tests (Debian's postgresql,
+    installed by the README's test command): initdb into a temp folder, started on a free port,
+    stopped after the session. As root the server runs as the postgres user."""
+    import glob
+    import socket
+    import subprocess
+
+    bins = sorted(glob.glob("/usr/lib/postgresql/*/bin"))
+    assert bins, "PostgreSQL is not installed: apt-get install -y postgresql (see README, Tests)"
+    bindir = Path(bins[-1])
+    data = Path(tempfile.mkdtemp(prefix="docingest-pg-"))
+    as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    if as_postgres:
+        shutil.chown(data, "postgres", "postgres")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    subprocess.run([*as_postgres, str(bindir / "initdb"), "-D", str(data / "db"), "-A", "trust", "-U", "docingest",
+                    "--no-sync"], check=True, capture_output=True)
+    subprocess.run([*as_postgres, str(bindir / "pg_ctl"), "-D", str(data / "db"), "-l", str(data / "log"), "-w",
+                    "-o", f"-p {port} -k {data} -c listen_addresses=127.0.0.1 -c fsync=off", "start"],
+                   check=True, capture_output=True)
+    try:
+        subprocess.run([str(bindir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "docingest", "warehouse"],
+                       check=True, capture_output=True)
+        yield f"postgresql://docingest@127.0.0.1:{port}/warehouse"
+    finally:
+        subprocess.run([*as_postgres, str(bindir / "pg_ctl"), "-D", str(data / "db"), "-m", "fast", "-w", "stop"],
+                       capture_output=True)
+        shutil.rmtree(data, ignore_errors=True)

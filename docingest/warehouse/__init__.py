@@ -1,0 +1,1 @@
+"""Warehouse loads: the published runs and the curated reviews into DuckDB or PostgreSQL."""
