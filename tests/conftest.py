@@ -65,7 +65,8 @@ def postgres_url():
     bins = sorted(glob.glob("/usr/lib/postgresql/*/bin"))
     assert bins, "PostgreSQL is not installed: apt-get install -y postgresql (see README, Tests)"
     bindir = Path(bins[-1])
-    data = Path(tempfile.mkdtemp(prefix="docingest-pg-"))
+    # /tmp itself: the postgres user must reach the folder (a pytest temp folder is root-only).
+    data = Path(tempfile.mkdtemp(prefix="docingest-pg-", dir="/tmp"))
     as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
     if as_postgres:
         shutil.chown(data, "postgres", "postgres")
