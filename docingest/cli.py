@@ -34,18 +34,44 @@ def _overrides_from_args(args: argparse.Namespace) -> dict:
     for name in ("renderer", "ocr", "workers", "extractor", "vlm_model", "budget_usd", "runner", "dask_address"):
         if getattr(args, name, None) is not None:
             overrides[name] = getattr(args, name)
-    if getattr(args, "dpi", None):
+    if getattr(args, "dpi", None) is not None:  # --dpi 0 is an error, not "unset"
         overrides["preprocess"] = {"dpi": args.dpi}
+    if getattr(args, "follow_symlinks", False):
+        overrides["follow_symlinks"] = True
     if getattr(args, "no_progress", False):
         overrides["show_progress"] = False
     return overrides
 
 
-def _settings_from_args(args: argparse.Namespace):
-    """Env (DOCINGEST_*) first, CLI flags on top; pydantic-settings deep-merges the two."""
+# The flag that sets each setting, for error messages.
+_FLAG_OF = {"preprocess.dpi": "--dpi", "show_progress": "--no-progress", "follow_symlinks": "--follow-symlinks",
+            **{name: "--" + name.replace("_", "-") for name in
+               ("renderer", "ocr", "workers", "extractor", "vlm_model", "budget_usd", "runner", "dask_address")}}
+
+
+def load_settings(overrides: dict | None = None):
+    """Settings from the environment (DOCINGEST_*) with ``overrides`` on top; a bad value is
+    a one-line RunError (exit 2) naming the flag and variable, never a pydantic traceback."""
+    from pydantic import ValidationError
+
     from docingest.config import Settings
 
-    settings = Settings(**_overrides_from_args(args))
+    try:
+        return Settings(**(overrides or {}))
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            name = ".".join(str(part) for part in err["loc"])
+            flag = _FLAG_OF.get(name)
+            where = f"{flag} / " if flag else ""
+            env = "DOCINGEST_" + name.replace(".", "__").upper()
+            problems.append(f"{where}{env} = {err.get('input')!r}: {err['msg']}")
+        raise RunError("invalid setting: " + "; ".join(problems)) from None
+
+
+def _settings_from_args(args: argparse.Namespace):
+    """Env (DOCINGEST_*) first, CLI flags on top; pydantic-settings deep-merges the two."""
+    settings = load_settings(_overrides_from_args(args))
     problem = _vlm_setup_problem(settings)
     if problem:
         raise RunError(problem)
@@ -193,9 +219,7 @@ def cmd_review(args: argparse.Namespace) -> int:
     reviewer = args.reviewer or os.environ.get("DOCINGEST_REVIEWER") or getpass.getuser()
     url = f"http://{args.host}:{args.port}/" + (f"?token={token}" if token else "")
     print(f"review app for {out}: {url}  (Ctrl+C to stop)", flush=True)
-    from docingest.config import Settings
-
-    app = create_app(out, token=token, reviewer=reviewer, thresholds=Settings().routing)
+    app = create_app(out, token=token, reviewer=reviewer, thresholds=load_settings().routing)
     uvicorn.run(app, host=args.host, port=args.port,
                 log_level="warning")
     return 0
@@ -207,10 +231,9 @@ def cmd_apply_reviews(args: argparse.Namespace) -> int:
 
     if not OutLayout(out).published_runs():
         raise RunError(f"no published tables in {out}: run `docingest run` first")
-    from docingest.config import Settings
     from docingest.flows.apply_reviews import apply_reviews
 
-    summary = apply_reviews(out, Settings(show_progress=False),
+    summary = apply_reviews(out, load_settings({"show_progress": False}),
                             labels=Path(args.export_labels) if args.export_labels else None)
     counts = ", ".join(f"{k} {v}" for k, v in summary.counts.items())
     print(f"curated {summary.documents} documents with {summary.decisions} review decisions ({counts})")
@@ -247,6 +270,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="thread (default): a thread pool in this process; dask: Dask worker processes")
         p.add_argument("--dask-address", help="an existing Dask scheduler (tcp://host:8786) for --runner dask; "
                                               "default: a local cluster of --workers processes")
+        p.add_argument("--follow-symlinks", action="store_true",
+                       help="follow links that point outside SOURCE (default: recorded, not followed)")
         p.add_argument("--reprocess", action="store_true",
                        help="process every document again, even those OUT already holds a result for "
                             "under the same processing key")
@@ -311,9 +336,6 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if getattr(args, "workers", None) is not None and args.workers < 1:
-        parser.error("--workers must be at least 1")
-
     try:
         return args.func(args)
     except RunError as exc:  # the run itself cannot run: say why, exit 2

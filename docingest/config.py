@@ -97,12 +97,22 @@ class VlmOptions(BaseModel):
 class InputLimits(BaseModel):
     """Validation limits (the seed's validate stage). Violations are typed errors."""
 
-    max_file_bytes: int = 200 * 1024 * 1024
-    min_dimension: int = 32
-    max_dimension: int = 20_000
+    max_file_bytes: int = Field(default=200 * 1024 * 1024, ge=1)
+    min_dimension: int = Field(default=32, ge=1)
+    max_dimension: int = Field(default=20_000, ge=1)
     # Decoding more pixels than this is refused: a small PNG can inflate to gigabytes.
-    max_image_pixels: int = 60_000_000
-    max_pages: int = 2_000
+    max_image_pixels: int = Field(default=60_000_000, ge=1)
+    max_pages: int = Field(default=2_000, ge=1)
+    # Cost bounds: no single upload may hold a worker for long. A document still being read
+    # at this many seconds stops (the pages read so far go to review); it is checked between
+    # pages, so one page's own time (bounded by target_max_dimension: RapidOCR 1.9-2.9 s on
+    # a 2400 px page of noise or nothing, measured) comes on top.
+    max_document_seconds: float = Field(default=600.0, gt=0)
+    # A page whose OCR took longer stops OCR for the rest of its document (tesseract is
+    # killed at this limit; RapidOCR runs in-process and is checked when the page is done).
+    max_page_seconds: float = Field(default=60.0, gt=0)
+    # Pages OCRed per document; the pages beyond are not read and the document goes to review.
+    max_ocr_pages: int = Field(default=200, ge=1)
 
 
 class PreprocessOptions(BaseModel):
@@ -177,6 +187,9 @@ class Settings(BaseSettings):
     task_retries: int = Field(default=2, ge=0)
     retry_delay_seconds: float = Field(default=2.0, ge=0)
     limits: InputLimits = Field(default_factory=InputLimits)
+    # Links in the source that point outside it are recorded, not followed, unless this is set:
+    # a folder of uploads must not make a run read the rest of the machine.
+    follow_symlinks: bool = False
     preprocess: PreprocessOptions = Field(default_factory=PreprocessOptions)
     routing: RoutingThresholds = Field(default_factory=RoutingThresholds)
     show_progress: bool = True

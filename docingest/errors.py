@@ -39,6 +39,29 @@ class UnreadableFile(DocingestError):
     input_defect = True
 
 
+class NotARegularFile(DocingestError):
+    """A FIFO, socket or device: opening one can block forever or never end; never opened."""
+
+    stage, kind = Stage.DISCOVER, "not_regular_file"
+    input_defect = True
+
+
+class SymlinkOutsideSource(DocingestError):
+    """A link that leaves the source folder (to /etc/passwd, another share): not followed
+    unless --follow-symlinks, so a folder of uploads cannot make a run read the machine."""
+
+    stage, kind = Stage.DISCOVER, "symlink_outside_source"
+    input_defect = True
+
+
+class UnencodableName(DocingestError):
+    """A file name that is not valid UTF-8: the tables (and every warehouse) store text, so
+    the name would be stored altered. The file is not read; its row shows the name escaped."""
+
+    stage, kind = Stage.DISCOVER, "non_utf8_name"
+    input_defect = True
+
+
 class EmptyFile(DocingestError):
     stage, kind = Stage.VALIDATE, "empty_file"
     input_defect = True
@@ -88,6 +111,17 @@ class ImageTooLarge(DocingestError):
 
 class UnsupportedImageFormat(DocingestError):
     stage, kind = Stage.VALIDATE, "unsupported_image_format"
+    input_defect = True
+
+
+# -- cost bounds (the upload's own cost: a page or time limit of docingest.config.InputLimits) --
+class TimeLimitExceeded(DocingestError):
+    stage, kind = Stage.OCR, "time_limit"
+    input_defect = True
+
+
+class OcrPageLimit(DocingestError):
+    stage, kind = Stage.OCR, "ocr_page_limit"
     input_defect = True
 
 

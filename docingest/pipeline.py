@@ -17,12 +17,13 @@ from docingest.config import ExtractorName, Settings
 from docingest.engines.base import PageEngine
 from docingest.engines import TextLayerEngine, build_ocr_engine
 from docingest.engines.vlm import PageAnswer, VlmEngine, build_client
-from docingest.errors import BudgetExhausted, DocingestError
+from docingest.errors import BudgetExhausted, DocingestError, OcrPageLimit, TimeLimitExceeded
 from docingest.stages.calibrate import calibrate_extraction, document_reliability, load_table
 from docingest.stages.classify import classify_document
 from docingest.stages.extract import extract_fields
 from docingest.stages.legibility import legible_share
-from docingest.stages.prepare import encode_jpeg, preprocess_page_image, validate_page_image
+from docingest.stages.hidden_text import hidden_text_reasons
+from docingest.stages.prepare import encode_jpeg, is_blank, preprocess_page_image, validate_page_image
 from docingest.stages.render import OpenDocument, open_document
 from docingest.stages.route import route_document, withhold_unverified
 from docingest.stages.rules import apply_rules
@@ -70,11 +71,13 @@ def process_document(source: SourceDocument, settings: Settings, engines: Engine
         doc_id=source.doc_id, source_path=source.path, source_paths=list(source.paths),
         media_type=source.media_type, size_bytes=source.size_bytes,
     )
+    notes: list[str] = []  # review reasons found while reading (hidden text, a polyglot PDF)
     try:
-        pages = _read_pages(source, settings, engines, result)
+        pages = _read_pages(source, settings, engines, result, notes)
         if pages:
             result.classification = classify_document(pages, result.pages)
             result.extraction = extract_fields(pages, result.classification.doc_type)
+            notes += hidden_text_reasons(pages, result.pages, result.extraction)
             extractor = settings.effective_extractor() if engines.vlm else ExtractorName.LOCAL
             plan = plan_pages(extractor, result.pages, result.classification, settings.vlm,
                               settings.routing)
@@ -96,7 +99,7 @@ def process_document(source: SourceDocument, settings: Settings, engines: Engine
     withhold_unverified(result.extraction, settings.routing)
     result.status, result.review_reasons = route_document(
         result.classification, result.extraction, result.rule_results, result.errors,
-        settings.routing, extra_reasons=["budget_exhausted"] if result.budget_exhausted else [],
+        settings.routing, extra_reasons=notes + (["budget_exhausted"] if result.budget_exhausted else []),
         document_reliability=(document_reliability(engines.calibration, result.extraction)
                               if result.extraction is not None else None),
     )
@@ -104,20 +107,41 @@ def process_document(source: SourceDocument, settings: Settings, engines: Engine
     result.duration_ms = round((time.perf_counter() - started) * 1000, 1)
     return result
 
+@dataclass
+class _Budget:
+    """What a document may still spend: its deadline and its OCR pages."""
+
+    deadline: float
+    ocr_pages_left: int
+
+    def stop_ocr(self) -> None:
+        self.ocr_pages_left = 0
+
+
 def _read_pages(
-    source: SourceDocument, settings: Settings, engines: Engines, result: DocumentResult
+    source: SourceDocument, settings: Settings, engines: Engines, result: DocumentResult,
+    reasons: list[str],
 ) -> list[PageText]:
     """Read every page, one page image in memory at a time. Page errors are recorded and the
-    remaining pages still read; a document none of whose pages could be read fails."""
-    doc: OpenDocument = open_document(source, settings.renderer, settings.preprocess, settings.limits)
+    remaining pages still read; a document none of whose pages could be read fails. A
+    document over its time limit stops between pages; its pages read so far count."""
+    limits = settings.limits
+    doc: OpenDocument = open_document(source, settings.renderer, settings.preprocess, limits)
+    budget = _Budget(time.monotonic() + limits.max_document_seconds, limits.max_ocr_pages)
     pages: list[PageText] = []
+    reasons.extend(doc.review_reasons)
     try:
         result.page_count = doc.page_count
         for index in range(doc.page_count):
+            if time.monotonic() > budget.deadline:
+                result.errors.append(TimeLimitExceeded(
+                    f"stopped at page {index + 1} of {doc.page_count}: reading took more than "
+                    f"{limits.max_document_seconds:g} s (limits.max_document_seconds)", page=index + 1).to_record())
+                break
             info = PageInfo(page=index + 1)
             result.pages.append(info)
             try:
-                pages.append(_read_page(doc, index, info, settings, engines))
+                pages.append(_read_page(doc, index, info, settings, engines, budget, result))
             except DocingestError as exc:
                 if exc.transient:
                     raise
@@ -132,13 +156,24 @@ def _read_pages(
     return pages
 
 def _read_page(doc: OpenDocument, index: int, info: PageInfo, settings: Settings,
-               engines: Engines) -> PageText:
+               engines: Engines, budget: _Budget, result: DocumentResult) -> PageText:
     page_no = index + 1
     t0 = time.perf_counter()
-    words = doc.text_layer(index)
+    layer = doc.read_text(index)
+    words, hidden = layer.words, layer.hidden
+    note = ""
+    if hidden and not words and layer.has_image:
+        # A scan's own OCR layer: invisible by design, over the picture it was read from.
+        words, hidden = hidden, []
+        note = "; the layer is invisible text over an image (a scan's OCR layer)"
+    elif hidden:
+        info.hidden_words = len(hidden)
+        note = f"; {len(hidden)} hidden text-layer words not read"
 
     def read_layer() -> PageText:
-        return engines.text_layer.read(PageInput(page=page_no, text_layer=words))
+        text = engines.text_layer.read(PageInput(page=page_no, text_layer=words))
+        text.hidden = hidden
+        return text
 
     min_words = settings.preprocess.min_text_layer_words
     min_legible = settings.preprocess.min_legible_share
@@ -146,27 +181,50 @@ def _read_page(doc: OpenDocument, index: int, info: PageInfo, settings: Settings
     if len(words) >= min_words and legible >= min_legible:
         info.read_ms = round((time.perf_counter() - t0) * 1000, 2)
         text = read_layer()
-        info.strategy_reason = f"text layer has {len(words)} words (>= {min_words})"
+        info.strategy_reason = f"text layer has {len(words)} words (>= {min_words})" + note
         return _finish(info, text)
+    if not layer.draws:
+        info.strategy_reason = "blank page (draws nothing): not rendered" + note
+        return _finish(info, read_layer())
+    if budget.ocr_pages_left <= 0:
+        info.strategy_reason = "not OCRed: the document's OCR limit was reached" + note
+        return _finish(info, read_layer())
 
     image = doc.render(index)
     validate_page_image(image, settings.limits, page_no)
     image = preprocess_page_image(image, settings.preprocess)
     info.width_px, info.height_px = image.size
+    if is_blank(image):
+        info.render_ms = round((time.perf_counter() - t0) * 1000, 2)
+        info.strategy_reason = "blank page: not OCRed" + note
+        return _finish(info, read_layer())
+    budget.ocr_pages_left -= 1
+    if budget.ocr_pages_left == 0 and index + 1 < doc.page_count:
+        result.errors.append(OcrPageLimit(
+            f"OCR stops after page {page_no}: the limit is {settings.limits.max_ocr_pages} OCR pages per "
+            "document (limits.max_ocr_pages); later pages without a text layer are not read", page=page_no).to_record())
     t1 = time.perf_counter()
     info.render_ms = round((t1 - t0) * 1000, 2)
-    text = engines.ocr.read(PageInput(page=page_no, text_layer=words, image=image))
+    text = engines.ocr.read(PageInput(page=page_no, text_layer=words, image=image,
+                                      time_limit=settings.limits.max_page_seconds))
+    text.hidden = hidden
     del image  # the page image is not kept beyond its OCR
     info.read_ms = round((time.perf_counter() - t1) * 1000, 2)
+    if info.read_ms > settings.limits.max_page_seconds * 1000 and budget.ocr_pages_left > 0:
+        budget.stop_ocr()
+        result.errors.append(TimeLimitExceeded(
+            f"OCR of page {page_no} took {info.read_ms / 1000:.1f} s, more than "
+            f"{settings.limits.max_page_seconds:g} s (limits.max_page_seconds): no more pages of this "
+            "document are OCRed", page=page_no).to_record())
     if len(words) < min_words:
-        info.strategy_reason = f"text layer has {len(words)} words (< {min_words}): OCR with {engines.ocr.name}"
+        info.strategy_reason = f"text layer has {len(words)} words (< {min_words}): OCR with {engines.ocr.name}" + note
         if len(text.words) < len(words):  # OCR saw less than the sparse text layer: keep the layer
             text = read_layer()
             info.strategy_reason += "; kept the text layer, OCR found fewer words"
         return _finish(info, text)
     # A garbled layer (a scanner's own OCR): keep whichever reading has more legible words.
     info.strategy_reason = (f"text layer is garbled ({legible:.0%} legible words < {min_legible:.0%}): "
-                            f"OCR with {engines.ocr.name}")
+                            f"OCR with {engines.ocr.name}" + note)
     ocr_legible = legible_share(w.text for w in text.words)
     if ocr_legible <= legible:
         text = read_layer()
@@ -273,12 +331,12 @@ def _finish(info: PageInfo, text: PageText) -> PageText:
         info.mean_confidence = round(sum(w.confidence for w in text.words) / len(text.words), 4)
     return text
 
-def unreadable_result(path: str, message: str) -> DocumentResult:
-    """A file that could not even be read for hashing: it still gets its documents row."""
+def rejected_result(path: str, error: StageError) -> DocumentResult:
+    """An input discovery did not read (unreadable, not a regular file, a link out of the
+    source, a name that cannot be stored, too large): it still gets its documents row."""
     return DocumentResult(
         doc_id=None, source_path=path, source_paths=[path], status=Status.FAILED,
-        review_reasons=["discover:unreadable_file"],
-        errors=[StageError(stage=Stage.DISCOVER, kind="unreadable_file", message=message)],
+        review_reasons=[f"discover:{error.kind}"], errors=[error],
         processed_at=datetime.now(timezone.utc),
     )
 

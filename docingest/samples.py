@@ -71,7 +71,9 @@ def _date(iso: str, language: str) -> str:
     return f"{d}.{m}.{y}" if language == "de" else f"{m}/{d}/{y}"
 
 
-def _invoice_pdf(spec: InvoiceSpec, path: Path) -> None:
+def _invoice_pdf(spec: InvoiceSpec, path: Path, total_text: str | None = None, extra=None) -> None:
+    """``total_text``: print this instead of the total; ``extra(canvas, width, height)``: draw
+    more on the page (tests/hostile.py doctors invoices with both)."""
     from reportlab.lib.pagesizes import A4
     from reportlab.pdfgen import canvas
 
@@ -131,10 +133,13 @@ def _invoice_pdf(spec: InvoiceSpec, path: Path) -> None:
         y -= 16
         c.setFont("Helvetica-Bold" if label in ("Gesamtbetrag", "Total Due") else "Helvetica", 10)
         c.drawString(330, y, label)
-        c.drawRightString(width - 50, y, f"{_fmt(amount, spec.language)} {spec.currency}")
+        shown = total_text if total_text is not None and label in ("Gesamtbetrag", "Total Due") else _fmt(amount, spec.language)
+        c.drawRightString(width - 50, y, f"{shown} {spec.currency}")
     y -= 40
     c.setFont("Helvetica", 9)
     c.drawString(50, y, "Zahlbar innerhalb von 14 Tagen ohne Abzug." if de else "Payment terms: 14 days net. Thank you for your business.")
+    if extra is not None:
+        extra(c, width, height)
     c.showPage()
     c.save()
 

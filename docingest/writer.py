@@ -25,7 +25,7 @@ import pyarrow.parquet as pq
 from docingest.errors import RunError, failure_cause
 from docingest.fsio import atomic_write, fsync_dir, fsync_file, write_text_atomic
 from docingest.outdir import MANIFEST, OutLayout
-from docingest.schemas.records import DocumentResult, Status
+from docingest.schemas.records import DocumentResult, Stage, StageError, Status
 from docingest.schemas.tables import CURATED_TABLES, TABLES
 
 # Documents whose rows are converted and written at once: bounds memory, amortizes Arrow calls.
@@ -112,6 +112,44 @@ def rows_for(results: Iterable[DocumentResult], run_id: str, processing_key: str
     return rows
 
 
+# What converting one document's rows can raise: a value the contract's types cannot hold.
+_UNSTORABLE = (pa.ArrowException, ValueError, TypeError, ArithmeticError, UnicodeError)
+
+
+def _batch_tables(batch: list[DocumentResult], run_id: str, processing_key: str | None,
+                  reused: frozenset[str]) -> dict[str, pa.Table]:
+    """The batch's rows as Arrow tables. A document whose rows cannot be stored (a value that
+    does not fit its column) becomes a failure row of its own: one document never costs the
+    run its tables."""
+    try:
+        return arrow_tables(rows_for(batch, run_id, processing_key, reused))
+    except _UNSTORABLE:
+        pass
+    parts: list[dict[str, pa.Table]] = []
+    for result in batch:
+        try:
+            parts.append(arrow_tables(rows_for([result], run_id, processing_key, reused)))
+        except _UNSTORABLE as exc:
+            parts.append(arrow_tables(rows_for([unstorable(result, exc)], run_id, processing_key, reused)))
+    return {t: pa.concat_tables([p[t] for p in parts]) for t in TABLES}
+
+
+def unstorable(result: DocumentResult, exc: Exception) -> DocumentResult:
+    """``result`` reduced to what always fits: its identity, a failed status and the reason."""
+    def text(value: str) -> str:
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+
+    return DocumentResult(
+        doc_id=result.doc_id, source_path=text(result.source_path),
+        source_paths=[text(p) for p in result.source_paths], media_type=result.media_type,
+        size_bytes=result.size_bytes, page_count=result.page_count, status=Status.FAILED,
+        review_reasons=["write:unstorable_result"],
+        errors=[StageError(stage=Stage.WRITE, kind="unstorable_result",
+                           message=text(f"the result cannot be stored in the tables: {type(exc).__name__}: {exc}")[:2000])],
+        processed_at=result.processed_at, duration_ms=result.duration_ms,
+    )
+
+
 def _dec(value: str | None) -> Decimal | None:
     if value is None:
         return None
@@ -148,10 +186,10 @@ class RunWriter:
         batch: list[DocumentResult] = []
 
         def flush() -> None:
-            for table, rows in rows_for(batch, self.run_id, processing_key, reused).items():
-                if rows:
-                    writers[table].write_table(pa.Table.from_pylist(rows, schema=TABLES[table]))
-                    counts[table] += len(rows)
+            for table, arrow in _batch_tables(batch, self.run_id, processing_key, reused).items():
+                if arrow.num_rows:
+                    writers[table].write_table(arrow)
+                    counts[table] += arrow.num_rows
             batch.clear()
 
         try:

@@ -29,7 +29,7 @@ from pydantic import BaseModel
 from docingest.config import Settings
 from docingest.ledger import RunLedger
 from docingest.outdir import OutputLock, recover
-from docingest.pipeline import crashed_result, unreadable_result
+from docingest.pipeline import crashed_result, rejected_result
 from docingest.processing_key import processing_key
 from docingest.progress import Laps, progress_bar
 from docingest.result_store import ResultStore, summarize
@@ -106,7 +106,7 @@ def ingest(source: str | list[str], out: str, settings: dict[str, Any] | None = 
         laps.lap("recover")
 
         # discover
-        documents, unreadable = discover_task(source_paths)
+        documents, unreadable = discover_task(source_paths, config.follow_symlinks, config.limits.max_file_bytes)
         logger.info("%d files, %d distinct documents", sum(len(d.paths) for d in documents) + len(unreadable),
                     len(documents))
         laps.lap("discover")
@@ -128,7 +128,7 @@ def ingest(source: str | list[str], out: str, settings: dict[str, Any] | None = 
             progress = RunProgress(len(documents), advance)
             progress.advance_by(len(done))
             _process(todo, config, store, ledger, run_id, progress)
-        failed_reads = [unreadable_result(u.path, u.message) for u in unreadable]
+        failed_reads = [rejected_result(u.path, u.error) for u in unreadable]
         for r in failed_reads:
             ledger.add(summarize(r))
         laps.lap("process")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
 
@@ -115,6 +115,7 @@ class PageInfo(BaseModel):
     strategy_reason: str = ""
     render_ms: float = 0.0
     read_ms: float = 0.0
+    hidden_words: int = 0  # text-layer words invisible on the page, not read as evidence
 
 
 @dataclass(slots=True)
@@ -124,6 +125,9 @@ class PageText:
     page: int
     source: TextSource
     words: list[Word]
+    # Text-layer words nobody sees on the rendered page: not evidence, kept to tell whether
+    # they would have changed what was read (docingest.stages.hidden_text).
+    hidden: list[Word] = field(default_factory=list)
 
     def lines(self) -> list[list[Word]]:
         by_line: dict[int, list[Word]] = {}
@@ -259,3 +263,4 @@ class PageInput:
     page: int  # 1-based
     text_layer: list[Word]
     image: object | None = None  # PIL.Image.Image, preprocessed; None when not rendered
+    time_limit: float | None = None  # seconds an engine that can stop itself may take

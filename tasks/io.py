@@ -14,7 +14,7 @@ from docingest.errors import RunError
 from docingest.ledger import RunLedger
 from docingest.published import prior_documents
 from docingest.result_store import ResultStore, summarize
-from docingest.stages.discover import UnreadableInput, discover
+from docingest.stages.discover import RejectedInput, discover
 from docingest.stages.duplicates import (
     apply_verdict,
     check_duplicates,
@@ -41,8 +41,9 @@ GATE_COLUMNS = {
 
 
 @task(name="discover", cache_policy=NO_CACHE)
-def discover_task(source: Path | list[Path]) -> tuple[list[SourceDocument], list[UnreadableInput]]:
-    return discover(source)
+def discover_task(source: Path | list[Path], follow_symlinks: bool,
+                  max_file_bytes: int) -> tuple[list[SourceDocument], list[RejectedInput]]:
+    return discover(source, follow_symlinks=follow_symlinks, max_file_bytes=max_file_bytes)
 
 
 @task(name="reuse-results", cache_policy=NO_CACHE)

@@ -9,7 +9,7 @@ import numpy as np
 
 from docingest.config import OcrName
 from docingest.engines.base import register_ocr_engine
-from docingest.errors import EngineUnavailable, OcrFailed
+from docingest.errors import EngineUnavailable, OcrFailed, TimeLimitExceeded
 from docingest.schemas.records import PageInput, PageText, TextSource, Word
 
 
@@ -129,7 +129,14 @@ class TesseractEngine:
         image = _require_image(page)
         width, height = image.size
         try:
-            data = self._tess.image_to_data(image, output_type=self._tess.Output.DICT)
+            # pytesseract kills the tesseract process at the timeout (0: none).
+            data = self._tess.image_to_data(image, output_type=self._tess.Output.DICT,
+                                            timeout=page.time_limit or 0)
+        except RuntimeError as exc:
+            if "timeout" not in str(exc).lower():
+                raise OcrFailed(f"tesseract failed: {exc}", page=page.page) from exc
+            raise TimeLimitExceeded(f"tesseract stopped at the page time limit of {page.time_limit:g} s",
+                                    page=page.page) from exc
         except Exception as exc:
             raise OcrFailed(f"tesseract failed: {exc}", page=page.page) from exc
         words: list[Word] = []

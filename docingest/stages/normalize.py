@@ -110,8 +110,13 @@ AMOUNT_RE = re.compile(
     # policy number); a space groups thousands only before a decimal comma ("1 234,56"), so
     # in "Qty 18 144.68" it parts two numbers.
     r"((?!0\d)\d{1,3}(?:[,.']\d{3})+(?:[.,]\d{1,2})?|(?!0\d)\d{1,3}(?: \d{3})+(?:,\d{1,2})?(?![.\d])|"
-    r"\d+(?:[.,]\d{1,2})?)(\)?-?)(?!\d|[.,]\d)"
+    # Never the mantissa of an exponent ("1E309" is not 1.00).
+    r"\d+(?:[.,]\d{1,2})?)(\)?-?)(?!\d|[.,]\d|[eE][+-]?\d)"
 )
+
+# No document prints an amount of a trillion or more: such a number is an id read as an
+# amount, or a doctored value, and the warehouse's DECIMAL(20,6) columns end below 10^14.
+MAX_AMOUNT = Decimal(10) ** 12
 
 
 def parse_amount(text: str) -> Decimal | None:
@@ -142,6 +147,8 @@ def _to_decimal(number: str, negative: bool = False) -> Decimal | None:
     try:
         value = Decimal(number)
     except InvalidOperation:
+        return None
+    if not value.is_finite() or abs(value) >= MAX_AMOUNT:
         return None
     return -value if negative else value
 

@@ -51,6 +51,21 @@ def preprocess_page_image(image: Image.Image, options: PreprocessOptions) -> Ima
     return image
 
 
+# A page is blank when fewer pixels than this stand out from its background: a speck of
+# dust, not a word (one printed digit at 200 dpi is a few hundred pixels).
+_BLANK_MAX_INK_PIXELS = 64
+_INK_CONTRAST = 96
+
+
+def is_blank(image: Image.Image) -> bool:
+    """Nothing printed on the page: OCR would spend seconds to find nothing (a few ms here)."""
+    import numpy as np
+
+    gray = np.asarray(image.convert("L"), dtype=np.int16)
+    background = int(np.median(gray[::8, ::8]))
+    return int(np.count_nonzero(np.abs(gray - background) > _INK_CONTRAST)) < _BLANK_MAX_INK_PIXELS
+
+
 def encode_jpeg(image: Image.Image, options: PreprocessOptions) -> bytes:
     """The page as JPEG for engines that take bytes (a VLM request)."""
     buffer = io.BytesIO()

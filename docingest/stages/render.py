@@ -11,11 +11,13 @@ through ``PDFIUM_LOCK`` (see the pypdfium2 docs, "Incompatibility with Threading
 
 from __future__ import annotations
 
+import math
 import re
 import shutil
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -39,11 +41,29 @@ PDFIUM_LOCK = threading.RLock()
 _WS = re.compile(r"\s")
 
 
+@dataclass(slots=True)
+class PageLayer:
+    """A page's text layer: the words a reader sees, and those nobody sees on the rendered
+    page (invisible render mode, transparent, white on white, tiny, outside the crop box)."""
+
+    words: list[Word]
+    hidden: list[Word]
+    # The page draws an image: a layer that is hidden as a whole is then a scan's own OCR layer
+    # (render mode 3 over the picture of the page), the one legitimate invisible text.
+    has_image: bool = False
+    # False when the page draws nothing at all: blank without rendering it.
+    draws: bool = True
+
+
 class OpenDocument(Protocol):
     page_count: int
+    review_reasons: list[str]  # what a person should look at, whatever the pages say
 
     def text_layer(self, index: int) -> list[Word]:
         """Words of page ``index`` (0-based) from the PDF text layer; [] when there is none."""
+
+    def read_text(self, index: int) -> PageLayer:
+        """The text layer's visible and hidden words of page ``index``."""
 
     def render(self, index: int) -> Image.Image:
         """Page ``index`` as an image (not yet validated or preprocessed)."""
@@ -73,34 +93,52 @@ class PdfiumDocument:
             raise TooManyPages(
                 f"PDF has {self.page_count} pages, more than the limit of {limits.max_pages}"
             )
+        self.review_reasons = _trailing_data(path)
+
+    def _page(self, index: int):
+        """Page ``index``; a page tree that loops or points nowhere is a corrupt document."""
+        try:
+            return self._pdf[index]
+        except self._pdfium.PdfiumError as exc:
+            raise CorruptDocument(f"cannot load page: {exc}", page=index + 1) from exc
 
     def page_size_points(self, index: int) -> tuple[float, float]:
         with PDFIUM_LOCK:
-            page = self._pdf[index]
+            page = self._page(index)
             try:
                 return page.get_size()
             finally:
                 page.close()
 
     def text_layer(self, index: int) -> list[Word]:
+        return self.read_text(index).words
+
+    def read_text(self, index: int) -> PageLayer:
         with PDFIUM_LOCK:
-            page = self._pdf[index]
+            page = self._page(index)
             textpage = page.get_textpage()
             try:
                 crop = page.get_cropbox()
                 rotation = page.get_rotation()
+                if crop[2] - crop[0] <= 0 or crop[3] - crop[1] <= 0:
+                    raise CorruptDocument(f"page has no area (crop box {crop})", page=index + 1)
                 count = textpage.count_chars()
                 text = textpage.get_text_range() if count else ""
                 boxes = [textpage.get_charbox(i) for i in range(len(text))]
+                suspect = _suspect_objects(page.raw) if text else _NO_SUSPECTS
+                hidden = _hidden_chars(textpage.raw, len(text), suspect) if suspect.any else None
+                pale = _render_small(page) if suspect.pale else None
+                draws = bool(text) or self._pdfium.raw.FPDFPage_CountObjects(page.raw) > 0
             finally:
                 textpage.close()
                 page.close()
-        return _words_from_chars(text, [_displayed(b, crop, rotation) for b in boxes],
-                                 *_displayed_size(crop, rotation))
+        words, unseen = _words_from_chars(text, [_displayed(b, crop, rotation) for b in boxes],
+                                          *_displayed_size(crop, rotation), hidden=hidden, image=pale)
+        return PageLayer(words, unseen, suspect.has_image, draws)
 
     def render(self, index: int) -> Image.Image:
         with PDFIUM_LOCK:
-            page = self._pdf[index]
+            page = self._page(index)
             try:
                 scale = _safe_scale(page.get_size(), self._preprocess.dpi, self._limits)
                 bitmap = page.render(scale=scale)
@@ -148,9 +186,30 @@ class Pdf2ImageDocument(PdfiumDocument):
         return images[0]
 
 
+_TAIL = 4096
+
+
+def _trailing_data(path: str) -> list[str]:
+    """A PDF ends at its last %%EOF; bytes after it (an appended ZIP, a script, a second file)
+    are invisible to every PDF reader and make the file a polyglot: a person should look.
+    None of the 361 dev PDFs carries any."""
+    with open(path, "rb") as fh:
+        fh.seek(0, 2)
+        size = fh.tell()
+        fh.seek(max(0, size - _TAIL))
+        tail = fh.read()
+    end = tail.rfind(b"%%EOF")
+    extra = len(tail) - end - 5 if end >= 0 else len(tail)
+    if end >= 0 and not tail[end + 5:].strip(b"\r\n\t \x00"):
+        return []
+    return [f"pdf_trailing_data:{extra}{'+' if end < 0 else ''}"]
+
+
 # -- raster images ------------------------------------------------------------------------------
 class ImageFileDocument:
     """PNG, JPEG, WEBP (one page); TIFF (every frame is a page); GIF (first frame only)."""
+
+    review_reasons: list[str] = []
 
     def __init__(self, path: str, media_type: str, limits: InputLimits):
         self._path = path
@@ -163,6 +222,9 @@ class ImageFileDocument:
 
     def text_layer(self, index: int) -> list[Word]:
         return []
+
+    def read_text(self, index: int) -> PageLayer:
+        return PageLayer([], [])
 
     def render(self, index: int) -> Image.Image:
         with _open_image(self._path, self._limits) as img:
@@ -244,6 +306,9 @@ def _safe_scale(size_points: tuple[float, float], dpi: int, limits: InputLimits)
     pixels = width * height * scale * scale
     if pixels > limits.max_image_pixels:
         scale *= (limits.max_image_pixels / pixels) ** 0.5
+        # The renderer rounds each side up: step down until the bitmap it makes fits.
+        while scale > 0 and math.ceil(width * scale) * math.ceil(height * scale) > limits.max_image_pixels:
+            scale *= 0.999
     return scale
 
 
@@ -268,29 +333,155 @@ def _displayed(box: tuple[float, float, float, float], crop: tuple[float, float,
     return left, bottom, right, top
 
 
+# Text-layer characters nobody sees on the page. A doctored PDF can carry a second text layer
+# (invisible render mode, transparent or white fill, a size nobody reads, placed outside the
+# crop box) that says another invoice number than the printed one: such words are not
+# evidence of what the document says.
+_VISIBLE, _HIDDEN, _PALE = 0, 1, 2
+# Below this many points of glyph height text is not legible on paper or screen.
+_MIN_LEGIBLE_POINTS = 2.0
+# Fill brighter than this on every channel may be white on white: decided on the rendering.
+_PALE_FILL = 235
+# A pale word whose rendered box spans fewer grey levels than this shows nothing.
+_MIN_CONTRAST = 40
+
+
+@dataclass(slots=True, frozen=True)
+class _Suspects:
+    hidden: frozenset[int]  # text objects never seen
+    pale: frozenset[int]  # text objects in near-white fill: seen only on a dark background
+    has_image: bool = False
+
+    @property
+    def any(self) -> bool:
+        return bool(self.hidden or self.pale)
+
+
+_NO_SUSPECTS = _Suspects(frozenset(), frozenset())
+
+
+def _suspect_objects(page_raw) -> _Suspects:
+    """The page's text objects that may not be visible, found from their attributes (a few
+    calls per text object, not per character; most pages have none)."""
+    import ctypes
+
+    import pypdfium2.raw as pdfium_c
+
+    hidden: set[int] = set()
+    pale: set[int] = set()
+    images = 0
+    r, g, b, a = (ctypes.c_uint() for _ in range(4))
+    size = ctypes.c_float()
+    matrix = pdfium_c.FS_MATRIX()
+    invisible_modes = {pdfium_c.FPDF_TEXTRENDERMODE_INVISIBLE, pdfium_c.FPDF_TEXTRENDERMODE_CLIP}
+
+    def visit(count, get, parent, depth: int) -> None:
+        if depth > 8:  # nested form XObjects: deep enough for any real document
+            return
+        for i in range(count(parent)):
+            obj = get(parent, i)
+            kind = pdfium_c.FPDFPageObj_GetType(obj)
+            if kind == pdfium_c.FPDF_PAGEOBJ_IMAGE:
+                nonlocal images
+                images += 1
+                continue
+            if kind == pdfium_c.FPDF_PAGEOBJ_FORM:
+                visit(pdfium_c.FPDFFormObj_CountObjects, pdfium_c.FPDFFormObj_GetObject, obj, depth + 1)
+                continue
+            if kind != pdfium_c.FPDF_PAGEOBJ_TEXT:
+                continue
+            key = ctypes.cast(obj, ctypes.c_void_p).value
+            if pdfium_c.FPDFTextObj_GetTextRenderMode(obj) in invisible_modes:
+                hidden.add(key)
+                continue
+            if pdfium_c.FPDFPageObj_GetFillColor(obj, r, g, b, a):
+                if a.value == 0:
+                    hidden.add(key)
+                    continue
+                if min(r.value, g.value, b.value) >= _PALE_FILL:
+                    pale.add(key)
+            if pdfium_c.FPDFTextObj_GetFontSize(obj, size) and pdfium_c.FPDFPageObj_GetMatrix(obj, matrix):
+                scale = abs(matrix.a * matrix.d - matrix.b * matrix.c) ** 0.5
+                if 0 < size.value * scale < _MIN_LEGIBLE_POINTS:
+                    hidden.add(key)
+
+    visit(pdfium_c.FPDFPage_CountObjects, pdfium_c.FPDFPage_GetObject, page_raw, 0)
+    return _Suspects(frozenset(hidden), frozenset(pale - hidden), images > 0)
+
+
+def _hidden_chars(textpage_raw, count: int, suspects: _Suspects) -> list[int]:
+    """Per character: visible, hidden or pale, from the text object that drew it."""
+    import ctypes
+
+    import pypdfium2.raw as pdfium_c
+
+    flags = [_VISIBLE] * count
+    last_key, last_flag = None, _VISIBLE
+    for i in range(count):
+        obj = pdfium_c.FPDFText_GetTextObject(textpage_raw, i)
+        key = ctypes.cast(obj, ctypes.c_void_p).value if obj else None
+        if key != last_key:
+            last_key = key
+            last_flag = _HIDDEN if key in suspects.hidden else _PALE if key in suspects.pale else _VISIBLE
+        flags[i] = last_flag
+    return flags
+
+
+def _render_small(page):
+    """The page in grey at 72 dpi (one pixel per point), to see whether pale text shows."""
+    import numpy as np
+
+    bitmap = page.render(scale=1.0, grayscale=True)
+    try:
+        return np.array(bitmap.to_numpy(), copy=True).reshape(bitmap.height, bitmap.width, -1)[:, :, 0]
+    finally:
+        bitmap.close()
+
+
+def _shows(image, bbox: tuple[float, float, float, float]) -> bool:
+    """Whether the rendered page shows anything in ``bbox`` (normalized, top-left origin)."""
+    height, width = image.shape
+    x0, x1 = int(bbox[0] * width), max(int(bbox[0] * width) + 1, int(round(bbox[2] * width)))
+    y0, y1 = int(bbox[1] * height), max(int(bbox[1] * height) + 1, int(round(bbox[3] * height)))
+    region = image[y0:y1, x0:x1]
+    return region.size > 0 and int(region.max()) - int(region.min()) >= _MIN_CONTRAST
+
+
 def _words_from_chars(
-    text: str, boxes: list[tuple[float, float, float, float]], width: float, height: float
-) -> list[Word]:
-    """Group PDFium characters into words with normalized top-left-origin boxes and line ids."""
+    text: str, boxes: list[tuple[float, float, float, float]], width: float, height: float,
+    hidden: list[int] | None = None, image=None,
+) -> tuple[list[Word], list[Word]]:
+    """Group PDFium characters into words with normalized top-left-origin boxes and line ids.
+    Returns the visible words and the hidden ones (most of their characters hidden: drawn
+    invisibly, or outside the page's crop box; pale ones that the rendering does not show)."""
     words: list[Word] = []
+    unseen: list[Word] = []
     line = 0
     chars: list[str] = []
+    n_hidden = n_pale = 0
     x0 = y0 = float("inf")
     x1 = y1 = float("-inf")
 
     def flush() -> None:
-        nonlocal chars, x0, y0, x1, y1
+        nonlocal chars, x0, y0, x1, y1, n_hidden, n_pale
         if chars and x1 > x0:
             bbox = (
                 _clip(x0 / width), _clip(1 - y1 / height), _clip(x1 / width), _clip(1 - y0 / height)
             )
-            words.append(Word(Word.clean("".join(chars)), bbox, 1.0, line))
+            word = Word(Word.clean("".join(chars)), bbox, 1.0, line)
+            if 2 * n_hidden > len(chars):
+                unseen.append(word)
+            elif 2 * (n_hidden + n_pale) > len(chars) and image is not None and not _shows(image, bbox):
+                unseen.append(word)
+            else:
+                words.append(word)
         chars = []
+        n_hidden = n_pale = 0
         x0 = y0 = float("inf")
         x1 = y1 = float("-inf")
 
     # PDFium char boxes are (left, bottom, right, top) in PDF points, origin bottom-left.
-    for ch, (left, bottom, right, top) in zip(text, boxes):
+    for i, (ch, (left, bottom, right, top)) in enumerate(zip(text, boxes)):
         if ch == "\n":
             flush()
             line += 1
@@ -301,8 +492,15 @@ def _words_from_chars(
             if right > left or top > bottom:
                 x0, x1 = min(x0, left), max(x1, right)
                 y0, y1 = min(y0, bottom), max(y1, top)
+                if right <= 0 or left >= width or top <= 0 or bottom >= height:
+                    n_hidden += 1  # drawn outside the crop box: cut off the page everyone sees
+                    continue
+            if hidden is not None:
+                flag = hidden[i]
+                n_hidden += flag == _HIDDEN
+                n_pale += flag == _PALE
     flush()
-    return words
+    return words, unseen
 
 
 def _clip(v: float) -> float:
