@@ -91,6 +91,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     # Taken before Prefect starts: a second run into the same OUT is refused at once (exit 2).
     with OutputLock(out):
         from docingest.flows.ingest import run_ingest
+        from docingest.prefect_server import die_with_this_process
+
+        die_with_this_process()  # a killed run leaves no ephemeral Prefect server behind
 
         summary = run_ingest(source, out, settings, reprocess=args.reprocess,
                              load_to=args.load_to, load_schema=args.schema)
@@ -219,7 +222,10 @@ def cmd_review(args: argparse.Namespace) -> int:
     reviewer = args.reviewer or os.environ.get("DOCINGEST_REVIEWER") or getpass.getuser()
     url = f"http://{args.host}:{args.port}/" + (f"?token={token}" if token else "")
     print(f"review app for {out}: {url}  (Ctrl+C to stop)", flush=True)
-    app = create_app(out, token=token, reviewer=reviewer, thresholds=load_settings().routing)
+    # The bind address is a name clients use; a wildcard is not, so those names come from --allowed-host.
+    allowed = [*args.allowed_host, *([args.host] if args.host not in ("0.0.0.0", "::", "") else [])]
+    app = create_app(out, token=token, reviewer=reviewer, thresholds=load_settings().routing,
+                     allowed_hosts=allowed)
     uvicorn.run(app, host=args.host, port=args.port,
                 log_level="warning")
     return 0
@@ -307,7 +313,11 @@ def build_parser() -> argparse.ArgumentParser:
     rv.add_argument("--host", default="127.0.0.1", help="bind address (default loopback only)")
     rv.add_argument("--port", type=int, default=8765)
     rv.add_argument("--token", help="shared secret required by every request ('auto': make one)")
-    rv.add_argument("--reviewer", help="name recorded with decisions (default: $DOCINGEST_REVIEWER or the user)")
+    rv.add_argument("--reviewer", help="name recorded with decisions (default: $DOCINGEST_REVIEWER or the user); "
+                                       "never taken from the form")
+    rv.add_argument("--allowed-host", action="append", default=[], metavar="NAME",
+                    help="a Host name clients may use besides 127.0.0.1/localhost/::1 (repeatable): "
+                         "other names are refused, so a DNS-rebinding page cannot reach the app")
     rv.set_defaults(func=cmd_review)
 
     ap = sub.add_parser("apply-reviews", help="merge review decisions into OUT/curated tables")

@@ -305,3 +305,45 @@ def test_bad_settings_are_one_line_and_exit_2(tmp_path, samples_dir, flags, env)
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: invalid setting"), proc.stderr
+
+
+# -- a killed run leaves nothing running ----------------------------------------------------------------
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def test_a_killed_run_leaves_no_prefect_server_behind(tmp_path, samples_dir):
+    run = subprocess.Popen([sys.executable, "-m", "docingest.cli", "run", str(samples_dir), "--out", str(tmp_path / "o"),
+                            "--no-progress"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline, servers = time.monotonic() + 120, []
+        while time.monotonic() < deadline and not servers:
+            servers = [c for c in _children(run.pid)
+                       if b"prefect.server.api.server" in Path(f"/proc/{c}/cmdline").read_bytes()]
+            time.sleep(0.2)
+        assert servers, "the run started no ephemeral Prefect server"
+        time.sleep(2)
+    finally:
+        run.kill()  # SIGKILL: no handler of the run gets to stop its server
+        run.wait(timeout=30)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and any(_alive(s) for s in servers):
+        time.sleep(0.2)
+    assert not any(_alive(s) for s in servers), "the ephemeral server outlived its run"

@@ -5,6 +5,13 @@ served only for documents in the published tables (the file path comes from the 
 from the URL), and a strict Content-Security-Policy allows no inline script. Writes carry a
 CSRF token (double-submit cookie, SameSite=Strict) and must come from the app's own origin.
 The server binds to 127.0.0.1 unless told otherwise; ``--token`` adds a shared secret.
+
+On a hostile network: requests must name an allowed Host (loopback names by default, more
+with ``--allowed-host``), so a DNS-rebinding page cannot talk to a token-less server; a body
+over ``MAX_BODY_BYTES`` is refused before anything is parsed, and a write without the CSRF
+cookie before its body is read; field values and notes have length limits; decisions are
+recorded under the server's reviewer (``--reviewer``), never a name from the form; page
+images are rendered at most ``DISPLAY_MAX_PIXELS``; the decision log is read incrementally.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ import re
 import secrets
 import threading
 from collections import OrderedDict
+from collections.abc import Iterable
 from datetime import date
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode
@@ -39,6 +47,13 @@ DOC_ID = re.compile(r"^[0-9a-f]{64}$")
 CSRF_COOKIE, TOKEN_COOKIE = "docingest_csrf", "docingest_token"
 # Pages are shown, not read: 110 dpi is sharp enough on screen and quick to render.
 DISPLAY = PreprocessOptions(dpi=110, target_max_dimension=1800)
+# A huge page (20000 pt square) is rendered smaller rather than at 110 dpi (7746 px square).
+DISPLAY_MAX_PIXELS = 1800 * 1800
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
+MAX_BODY_BYTES = 1 << 20
+MAX_VALUE_CHARS = 2000  # a field value; the longest contract party list is far shorter
+MAX_NOTE_CHARS = 2000
+MAX_FORM_FIELDS = 2000
 KIND_HINT = {FieldKind.DATE: "YYYY-MM-DD", FieldKind.AMOUNT: "1234.56", FieldKind.CURRENCY: "EUR",
              FieldKind.DURATION: "2 years", FieldKind.TEXT_LIST: "one per box"}
 
@@ -68,14 +83,26 @@ class _PageCache:
 
 
 def create_app(out: Path, token: str | None = None, reviewer: str = "reviewer",
-               thresholds: RoutingThresholds | None = None) -> FastAPI:
+               thresholds: RoutingThresholds | None = None,
+               allowed_hosts: Iterable[str] = ()) -> FastAPI:
     app = FastAPI(title="docingest review", docs_url=None, redoc_url=None, openapi_url=None)
     tables, log, pages = PublishedTables(out), DecisionLog(out), _PageCache()
     digests: dict[str, bool] = {}
     thresholds = thresholds or RoutingThresholds()
+    hosts = {h.lower() for h in (*LOOPBACK_HOSTS, *allowed_hosts)}
 
     @app.middleware("http")
     async def guard(request: Request, call_next):
+        # Before anything else: a page on another site that rebinds its name to 127.0.0.1
+        # sends its own name as Host.
+        if _host_name(request.headers.get("host", "")) not in hosts:
+            return Response("host not allowed: start `docingest review` with --allowed-host NAME",
+                            status_code=400, media_type="text/plain")
+        if request.method == "POST":
+            length = request.headers.get("content-length")
+            if length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
+                return Response(f"request body over {MAX_BODY_BYTES} bytes", status_code=413,
+                                media_type="text/plain")
         if token:
             given = request.query_params.get("token")
             if given is not None and hmac.compare_digest(given, token):
@@ -137,14 +164,18 @@ def create_app(out: Path, token: str | None = None, reviewer: str = "reviewer",
                 raise HTTPException(409, "the file changed or moved since it was extracted")
             source = SourceDocument(doc_id=doc_id, path=str(path), paths=(str(path),),
                                     size_bytes=path.stat().st_size, media_type=doc["media_type"])
+            # PDFs are rendered small enough; an image file is decoded (within the run's
+            # limits) and shrunk.
+            limits = DISPLAY_LIMITS if doc["media_type"] == "application/pdf" else InputLimits()
             try:
-                opened = open_document(source, RendererName.PYPDFIUM2, DISPLAY, InputLimits())
+                opened = open_document(source, RendererName.PYPDFIUM2, DISPLAY, limits)
                 try:
                     image = opened.render(number - 1)
                 finally:
                     opened.close()
             except DocingestError as exc:
                 raise HTTPException(422, f"cannot render this page: {exc}") from exc
+            image.thumbnail((DISPLAY.target_max_dimension, DISPLAY.target_max_dimension))
             buffer = io.BytesIO()
             image.convert("RGB").save(buffer, format="PNG", optimize=False)
             cached = buffer.getvalue()
@@ -154,13 +185,20 @@ def create_app(out: Path, token: str | None = None, reviewer: str = "reviewer",
     @app.post("/doc/{doc_id}/decide")
     async def decide(request: Request, doc_id: str):
         view = _view(doc_id)
-        form = parse_qsl((await request.body()).decode("utf-8", errors="replace"), keep_blank_values=True)
+        cookie = request.cookies.get(CSRF_COOKIE, "")
+        if not cookie:  # no cookie, no form of ours: the body is not even read
+            raise HTTPException(403, "CSRF token missing or wrong: reload the page")
+        body = await _read_body(request)
+        form = parse_qsl(body.decode("utf-8", errors="replace"), keep_blank_values=True,
+                         max_num_fields=MAX_FORM_FIELDS)
         data: dict[str, str] = {}
         for k, v in form:
             data.setdefault(k, v)
-        cookie = request.cookies.get(CSRF_COOKIE, "")
-        if not cookie or not hmac.compare_digest(cookie, data.get("csrf", "")):
+        if not hmac.compare_digest(cookie.encode(), data.get("csrf", "").encode()):
             raise HTTPException(403, "CSRF token missing or wrong: reload the page")
+        too_long = sorted({k.partition(".")[0] for k, v in form if len(v) > MAX_VALUE_CHARS and k != "note"})
+        if too_long or len(data.get("note", "")) > MAX_NOTE_CHARS:
+            raise HTTPException(422, f"a value is longer than {MAX_VALUE_CHARS} characters")
         action = data.get("action")
         if action not in ("approve", "reject"):
             raise HTTPException(400, "action must be approve or reject")
@@ -170,7 +208,7 @@ def create_app(out: Path, token: str | None = None, reviewer: str = "reviewer",
             raise HTTPException(400, "unknown document type") from exc
         values, errors = _reviewed_values(form, doc_type)
         if errors and action == "approve":
-            context = _document_context(view, data.get("reviewer") or reviewer, log, tables)
+            context = _document_context(view, reviewer, log, tables)
             context.update(errors=errors, submitted=dict(_submitted(form)))
             return _page(request, "document.html", status=422, **context)
         original = sorted((f["field_name"], f["key"] or "", f["value"] or f["value_raw"]) for f in view.fields)
@@ -183,8 +221,8 @@ def create_app(out: Path, token: str | None = None, reviewer: str = "reviewer",
             kind = ReviewAction.APPROVED
         decision = ReviewDecision(
             doc_id=doc_id, run_id=view.document["run_id"], action=kind, doc_type=doc_type.value,
-            values=values, reviewer=(data.get("reviewer") or reviewer).strip()[:100],
-            note=data.get("note", "")[:2000],
+            # The server's reviewer: a form field would let anyone decide under any name.
+            values=values, reviewer=reviewer, note=data.get("note", ""),
         )
         if kind != ReviewAction.REJECTED and not data.get("force"):
             # Say now what apply-reviews would say later: approved values that break a rule
@@ -221,6 +259,29 @@ def create_app(out: Path, token: str | None = None, reviewer: str = "reviewer",
         return view
 
     return app
+
+
+DISPLAY_LIMITS = InputLimits(max_image_pixels=DISPLAY_MAX_PIXELS)
+
+
+def _host_name(host: str) -> str:
+    """The Host header without its port: "127.0.0.1:8765" -> "127.0.0.1", "[::1]:80" -> "[::1]"."""
+    host = host.strip().lower()
+    if host.startswith("["):
+        return host[: host.find("]") + 1] if "]" in host else host
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+async def _read_body(request: Request) -> bytes:
+    """The body, refused past MAX_BODY_BYTES while it streams (a chunked request has no
+    Content-Length to refuse it by)."""
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise HTTPException(413, f"request body over {MAX_BODY_BYTES} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _sha256(path: Path) -> str:

@@ -21,9 +21,17 @@ from docingest.schemas.review import ReviewDecision
 
 
 class DecisionLog:
+    """The log, read incrementally: a request parses only the lines appended since the last
+    one (by this or another process), never the whole file again."""
+
     def __init__(self, out: Path):
         self.path = out / "reviews" / "decisions.jsonl"
         self._lock = threading.Lock()
+        self._read_lock = threading.Lock()
+        self._file: tuple[int, int] | None = None  # (device, inode) of the file read so far
+        self._offset = 0
+        self._decisions: list[ReviewDecision] = []
+        self._latest: dict[str, ReviewDecision] = {}
 
     def append(self, decision: ReviewDecision) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -51,21 +59,39 @@ class DecisionLog:
             self._dir_synced = True
 
     def read(self) -> list[ReviewDecision]:
-        if not self.path.exists():
-            return []
-        decisions = []
-        for line in self.path.read_text(encoding="utf-8", errors="replace").splitlines():
+        with self._read_lock:
+            self._catch_up()
+            return list(self._decisions)
+
+    def latest_by_doc(self) -> dict[str, ReviewDecision]:
+        with self._read_lock:
+            self._catch_up()
+            return dict(self._latest)
+
+    def _catch_up(self) -> None:
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            self._file, self._offset, self._decisions, self._latest = None, 0, [], {}
+            return
+        if self._file != (st.st_dev, st.st_ino) or st.st_size < self._offset:
+            # A new or rewritten file: read it from the start.
+            self._file, self._offset, self._decisions, self._latest = (st.st_dev, st.st_ino), 0, [], {}
+        if st.st_size == self._offset:
+            return
+        with open(self.path, "rb") as fh:
+            fh.seek(self._offset)
+            new = fh.read(st.st_size - self._offset)
+        end = new.rfind(b"\n") + 1  # a line still being written is read next time
+        self._offset += end
+        for line in new[:end].decode("utf-8", errors="replace").splitlines():
             if not line.strip():
                 continue
             try:
-                decisions.append(ReviewDecision.model_validate(json.loads(line)))
+                decision = ReviewDecision.model_validate(json.loads(line))
             except (json.JSONDecodeError, ValidationError):
                 continue  # a torn line from a crash mid-write
-        return decisions
-
-    def latest_by_doc(self) -> dict[str, ReviewDecision]:
-        latest: dict[str, ReviewDecision] = {}
-        for d in self.read():
-            if d.doc_id not in latest or d.decided_at >= latest[d.doc_id].decided_at:
-                latest[d.doc_id] = d
-        return latest
+            self._decisions.append(decision)
+            known = self._latest.get(decision.doc_id)
+            if known is None or decision.decided_at >= known.decided_at:
+                self._latest[decision.doc_id] = decision

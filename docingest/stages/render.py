@@ -338,8 +338,9 @@ def _displayed(box: tuple[float, float, float, float], crop: tuple[float, float,
 # crop box) that says another invoice number than the printed one: such words are not
 # evidence of what the document says.
 _VISIBLE, _HIDDEN, _PALE = 0, 1, 2
-# Below this many points of glyph height text is not legible on paper or screen.
-_MIN_LEGIBLE_POINTS = 2.0
+# Below this many points of glyph height a word is not legible on paper or screen (the
+# x-height of 6 pt print is about 3 pt).
+_MIN_LEGIBLE_POINTS = 1.5
 # Fill brighter than this on every channel may be white on white: decided on the rendering.
 _PALE_FILL = 235
 # A pale word whose rendered box spans fewer grey levels than this shows nothing.
@@ -348,7 +349,7 @@ _MIN_CONTRAST = 40
 
 @dataclass(slots=True, frozen=True)
 class _Suspects:
-    hidden: frozenset[int]  # text objects never seen
+    hidden: frozenset[int]  # text objects never seen (invisible render mode, transparent fill)
     pale: frozenset[int]  # text objects in near-white fill: seen only on a dark background
     has_image: bool = False
 
@@ -371,8 +372,6 @@ def _suspect_objects(page_raw) -> _Suspects:
     pale: set[int] = set()
     images = 0
     r, g, b, a = (ctypes.c_uint() for _ in range(4))
-    size = ctypes.c_float()
-    matrix = pdfium_c.FS_MATRIX()
     invisible_modes = {pdfium_c.FPDF_TEXTRENDERMODE_INVISIBLE, pdfium_c.FPDF_TEXTRENDERMODE_CLIP}
 
     def visit(count, get, parent, depth: int) -> None:
@@ -390,20 +389,14 @@ def _suspect_objects(page_raw) -> _Suspects:
                 continue
             if kind != pdfium_c.FPDF_PAGEOBJ_TEXT:
                 continue
-            key = ctypes.cast(obj, ctypes.c_void_p).value
+            # Three calls per text object, and its address only for the few that are suspect.
             if pdfium_c.FPDFTextObj_GetTextRenderMode(obj) in invisible_modes:
-                hidden.add(key)
-                continue
-            if pdfium_c.FPDFPageObj_GetFillColor(obj, r, g, b, a):
+                hidden.add(ctypes.cast(obj, ctypes.c_void_p).value)
+            elif pdfium_c.FPDFPageObj_GetFillColor(obj, r, g, b, a):
                 if a.value == 0:
-                    hidden.add(key)
-                    continue
-                if min(r.value, g.value, b.value) >= _PALE_FILL:
-                    pale.add(key)
-            if pdfium_c.FPDFTextObj_GetFontSize(obj, size) and pdfium_c.FPDFPageObj_GetMatrix(obj, matrix):
-                scale = abs(matrix.a * matrix.d - matrix.b * matrix.c) ** 0.5
-                if 0 < size.value * scale < _MIN_LEGIBLE_POINTS:
-                    hidden.add(key)
+                    hidden.add(ctypes.cast(obj, ctypes.c_void_p).value)
+                elif r.value >= _PALE_FILL and g.value >= _PALE_FILL and b.value >= _PALE_FILL:
+                    pale.add(ctypes.cast(obj, ctypes.c_void_p).value)
 
     visit(pdfium_c.FPDFPage_CountObjects, pdfium_c.FPDFPage_GetObject, page_raw, 0)
     return _Suspects(frozenset(hidden), frozenset(pale - hidden), images > 0)
@@ -469,7 +462,10 @@ def _words_from_chars(
                 _clip(x0 / width), _clip(1 - y1 / height), _clip(x1 / width), _clip(1 - y0 / height)
             )
             word = Word(Word.clean("".join(chars)), bbox, 1.0, line)
-            if 2 * n_hidden > len(chars):
+            # Glyph boxes: a word of letters or digits this low is not legible ("-" and "." are
+            # low at any size, so punctuation alone never counts).
+            tiny = y1 - y0 < _MIN_LEGIBLE_POINTS and any(c.isalnum() for c in chars)
+            if tiny or 2 * n_hidden > len(chars):
                 unseen.append(word)
             elif 2 * (n_hidden + n_pale) > len(chars) and image is not None and not _shows(image, bbox):
                 unseen.append(word)
