@@ -249,6 +249,34 @@ def cmd_apply_reviews(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    """Fold reviewed audits (and other would-be-accepted documents) into a calibration table."""
+    from docingest.outdir import OutLayout
+    from docingest.review.audits import reviewed_counts
+    from docingest.stages.calibrate import document_bound, load_table, write_table
+
+    out = Path(args.from_reviews)
+    if not OutLayout(out).published_runs():
+        raise RunError(f"no published tables in {out}: run `docingest run` first")
+    settings = load_settings()
+    base = Path(args.table) if args.table else settings.calibration_file
+    table = load_table(base)
+    if table is None:
+        raise RunError(f"calibration table {base} not found (fit one with `docingest eval --fit-calibration`)")
+    table.reviewed = reviewed_counts(out)
+    target = Path(args.write) if args.write else out / "calibration.json"
+    write_table(table, target)
+    bar = settings.routing.min_document_confidence
+    print(f"{'kind':<24}{'labelled':>10}{'reviewed':>10}{'right':>7}{'bound':>8}  auto-accepts (bar {bar})")
+    for kind in table.document_kinds():
+        labelled, reviewed, total = (table.documents.get(kind), table.reviewed.get(kind), table.document_count(kind))
+        bound = document_bound(total)
+        print(f"{kind:<24}{(labelled.n if labelled else 0):>10}{(reviewed.n if reviewed else 0):>10}"
+              f"{total.right:>7}{bound:>8.3f}  {'yes' if bound >= bar else 'NO'}")
+    print(f"wrote {target}; use it with DOCINGEST_CALIBRATION_FILE={target.resolve()}")
+    return 0
+
+
 def cmd_make_samples(args: argparse.Namespace) -> int:
     from docingest.samples import generate_samples
 
@@ -336,6 +364,13 @@ def build_parser() -> argparse.ArgumentParser:
                          "write it to FILE (the shipped one is docingest/calibration.json)")
     add_engine_flags(ev)
     ev.set_defaults(func=cmd_eval)
+
+    cb = sub.add_parser("calibrate", help="fold reviewed audits into the calibration table (earned autonomy)")
+    cb.add_argument("--from-reviews", required=True, metavar="OUT",
+                    help="an output folder whose review decisions measure would-be-accepted documents")
+    cb.add_argument("--table", help="the table to start from (default: DOCINGEST_CALIBRATION_FILE or the shipped one)")
+    cb.add_argument("--write", help="where to write the updated table (default OUT/calibration.json)")
+    cb.set_defaults(func=cmd_calibrate)
 
     ms = sub.add_parser("make-samples", help="(re)generate the bundled sample documents")
     ms.add_argument("--out", default="data/samples")

@@ -149,6 +149,9 @@ class Report:
     # "doc_type|source" -> documents whose values all passed the field bar, and how many of
     # those were right (what the document bar is fitted on).
     document_reliability: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # {scheme: {set: ...}}: routing re-judged with calibration fitted in-sample, K-fold out of
+    # fold and leave-one-set-out (docingest.out_of_fold).
+    out_of_sample: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
     run_id: str = ""
 
     def to_json(self) -> dict[str, Any]:
@@ -159,6 +162,7 @@ class Report:
             "classification_confusion": self.confusion,
             "calibration": self.calibration, "line_items": self.line_items,
             "document_reliability": self.document_reliability,
+            "out_of_sample": self.out_of_sample,
         }
 
     def render_text(self) -> str:
@@ -213,9 +217,23 @@ class Report:
         if self.document_reliability:
             lines.append("")
             lines.append("documents whose values all passed the field bar (the document bar is fitted on these)")
-            lines.append(f"{'type|source':<24}{'passed':>8}{'right':>7}{'share':>8}")
+            lines.append(f"{'type|source':<24}{'passed':>8}{'right':>7}{'share':>8}{'bound':>8}")
             for kind, d in sorted(self.document_reliability.items()):
-                lines.append(f"{kind:<24}{d['n']:>8}{d['right']:>7}{_fmt(d['share']):>8}")
+                lines.append(f"{kind:<24}{d['n']:>8}{d['right']:>7}{_fmt(d['share']):>8}{_fmt(d.get('bound')):>8}")
+        if self.out_of_sample:
+            lines.append("")
+            lines.append("routing re-judged from this run's raw confidences with calibration fitted on: all documents "
+                         "(in-sample), the other folds (5-fold), the other sets (leave-one-set-out)")
+            lines.append(f"{'set':<24}" + "".join(f"{h:>24}" for h in ("in-sample auto / prec", "5-fold auto / prec",
+                                                                            "set-out auto / prec")))
+            names = sorted(self.out_of_sample["in_sample"], key=lambda n: (n == "overall", n))
+            for name in names:
+                cells = []
+                for scheme in ("in_sample", "k_fold", "leave_one_set_out"):
+                    c = self.out_of_sample[scheme].get(name, {})
+                    cells.append(f"{_fmt(c.get('automation'))} / {_fmt(c.get('accepted_precision'))} "
+                                 f"({c.get('right', 0)}/{c.get('automated', 0)})")
+                lines.append(f"{name:<24}" + "".join(f"{cell:>24}" for cell in cells))
         return "\n".join(lines)
 
 
@@ -398,7 +416,8 @@ def score_line_items(labels: list[dict[str, Any]], documents: list[dict[str, Any
 
 # What better-calibrated values could lift; any other reason holds a document whatever its
 # confidences, so such a document is no evidence of how often passing documents are right.
-_CONFIDENCE_REASONS = ("low_field_confidence:", "unproven_document_reliability:")
+# An audit sample is chosen at random among documents that passed: it says nothing against them.
+_CONFIDENCE_REASONS = ("low_field_confidence:", "unproven_document_reliability:", "audit_sample")
 
 
 def _recalibrated(f: dict[str, Any], table) -> ExtractedValue:
@@ -411,12 +430,14 @@ def _recalibrated(f: dict[str, Any], table) -> ExtractedValue:
                           confidence=calibrated(table, f["field_name"], f["source"], raw, f.get("method")))
 
 
-def document_observations(labels, documents, fields, base: Path, table, thresholds) -> list[tuple[str, str, bool]]:
-    """(doc_type, source, right) for each labelled document whose values all pass the field
-    bar under ``table`` and that nothing else holds, judged as routing judges (an optional value
-    below the bar is withheld); right when its type and every labelled field it asserts are."""
+def document_verdicts(labels, documents, fields, base: Path, table, thresholds):
+    """Each labelled document as routing judges it with ``table``: (label, kind, right), where
+    ``kind`` is its "doc_type|source" when nothing but confidence holds it and every value it
+    asserts passes the field bar under ``table`` (an optional value below the bar is withheld),
+    else None; right when its type and every labelled field it asserts are."""
     from docingest.stages.calibrate import document_source
     from docingest.stages.route import withhold_unverified
+    from docingest.schemas.calibration import CalibrationTable
 
     docs_by_path = {str(Path(p).resolve()): d for d in documents for p in (d["source_paths"] or [d["source_path"]])}
     by_doc: dict[str, list[dict[str, Any]]] = defaultdict(list)
@@ -425,11 +446,11 @@ def document_observations(labels, documents, fields, base: Path, table, threshol
     labelled_fields: dict[str, set[str]] = defaultdict(set)
     for label in labels:
         labelled_fields[label["source_set"]].update(_expected_values(label))
-    out = []
     for label in labels:
         doc = docs_by_path.get(str((base / label["path"]).resolve()))
         if (not doc or doc["status"] == "failed" or doc.get("doc_type") in (None, DocType.OTHER.value)
                 or any(not r.startswith(_CONFIDENCE_REASONS) for r in doc["review_reasons"] or [])):
+            yield label, None, False
             continue
         rows = by_doc[doc["doc_id"]]
         extraction = Extraction(doc_type=DocType(doc["doc_type"]),
@@ -437,14 +458,22 @@ def document_observations(labels, documents, fields, base: Path, table, threshol
         withhold_unverified(extraction, thresholds)
         asserted_rows = [(f, v) for f, v in zip(rows, extraction.values) if not v.withheld]
         if any(v.confidence < thresholds.min_field_confidence for _, v in asserted_rows):
+            yield label, None, False
             continue
         asserted: dict[str, list[str]] = defaultdict(list)
         for f, _ in asserted_rows:
             asserted[f["field_name"]].append(_field_value(f))
         _, right = _score_document(_expected_values(label), asserted, labelled_fields[label["source_set"]])
         type_right = doc["doc_type"] == label["doc_type"] or not label.get("classify")
-        out.append((doc["doc_type"], document_source(extraction), right and type_right))
-    return out
+        yield label, CalibrationTable.document_key(doc["doc_type"], document_source(extraction)), right and type_right
+
+
+def document_observations(labels, documents, fields, base: Path, table, thresholds) -> list[tuple[str, str, bool]]:
+    """(doc_type, source, right) for each labelled document whose values all pass the field
+    bar under ``table`` and that nothing else holds (``document_verdicts``)."""
+    return [(*kind.split("|", 1), right)
+            for _, kind, right in document_verdicts(labels, documents, fields, base, table, thresholds)
+            if kind is not None]
 
 
 # The report's buckets: the 0.9 edge is the one that matters (>= 0.9 must be >= 90% right).
@@ -532,22 +561,27 @@ def run_evaluation(labels_path: Path, out: Path, settings: Settings, limit: int 
     report = Report(labels=str(labels_path), out=str(out), seconds=seconds, documents=len(labels),
                     overall=overall, per_set=per_set, per_field=per_field, confusion=confusion,
                     calibration=calibration_report(observations), line_items=items, run_id=summary.run_id)
-    from docingest.stages.calibrate import fit_documents, load_table
+    from docingest import out_of_fold
+    from docingest.stages.calibrate import document_bound, fit_documents, load_table
 
     run_table = load_table(settings.calibration_file)
     if run_table is not None:
         report.document_reliability = {
-            kind: {"n": c.n, "right": c.right, "share": round(c.right / c.n, 4) if c.n else None}
+            kind: {"n": c.n, "right": c.right, "share": round(c.right / c.n, 4) if c.n else None,
+                   "bound": document_bound(c)}
             for kind, c in fit_documents(document_observations(
                 labels, documents, fields, base, run_table, settings.routing)).items()}
+    report.out_of_sample = out_of_fold.scoreboard(labels, documents, fields, base, settings.routing)
     if fit_calibration is not None:
         from docingest.stages.calibrate import fit_table, write_table
 
         table = fit_table(((o["field"], o["source"], o["confidence_raw"], o["right"], o["method"])
                            for o in observations),
-                          fitted_on=f"{labels_path.name} ({len(labels)} documents, run {summary.run_id})")
-        table.documents = fit_documents(document_observations(labels, documents, fields, base, table,
-                                                              settings.routing))
+                          fitted_on=f"{labels_path.name} ({len(labels)} documents, run {summary.run_id}); "
+                                    f"document counts out of fold ({out_of_fold.K_FOLDS}-fold)")
+        # The counts routing bounds are measured out of fold: each document judged by field
+        # buckets fitted without it.
+        table.documents = out_of_fold.out_of_fold_documents(labels, documents, fields, base, settings.routing)
         write_table(table, fit_calibration)
     (out / "eval_report.json").write_text(json.dumps(report.to_json(), indent=2) + "\n", encoding="utf-8")
     return report

@@ -20,12 +20,13 @@ from docingest.engines.vlm import PageAnswer, VlmEngine, build_client
 from docingest.errors import BudgetExhausted, DocingestError, OcrPageLimit, TimeLimitExceeded
 from docingest.stages.calibrate import calibrate_extraction, document_reliability, load_table
 from docingest.stages.classify import classify_document
+from docingest.stages.evidence import annotate_evidence
 from docingest.stages.extract import extract_fields
 from docingest.stages.legibility import legible_share
 from docingest.stages.hidden_text import hidden_text_reasons
 from docingest.stages.prepare import encode_jpeg, is_blank, preprocess_page_image, validate_page_image
 from docingest.stages.render import OpenDocument, open_document
-from docingest.stages.route import route_document, withhold_unverified
+from docingest.stages.route import AUDIT_REASON, audit_selected, route_document, withhold_unverified
 from docingest.stages.rules import apply_rules
 from docingest.stages.strategy import PagePlan, plan_pages
 from docingest.stages.vlm_fields import combine, compare_with_local, page_values, vlm_classification
@@ -33,6 +34,7 @@ from docingest.schemas.calibration import CalibrationTable
 from docingest.schemas.fields import DocType
 from docingest.schemas.records import (
     Classification,
+    DocumentReliability,
     DocumentResult,
     Extraction,
     PageInfo,
@@ -83,6 +85,7 @@ def process_document(source: SourceDocument, settings: Settings, engines: Engine
                               settings.routing)
             if plan.vlm_pages:
                 _extract_with_vlm(source, settings, engines.vlm, plan, pages, result)
+            annotate_evidence(pages, result.extraction, settings.routing.amount_tolerance)
             calibrate_extraction(result.extraction, engines.calibration)
             result.rule_results = apply_rules(
                 result.extraction, settings.routing, datetime.now(timezone.utc).date()
@@ -97,12 +100,17 @@ def process_document(source: SourceDocument, settings: Settings, engines: Engine
             kind="internal_error", message=f"{type(exc).__name__}: {exc}",
         ))
     withhold_unverified(result.extraction, settings.routing)
+    reliability = (document_reliability(engines.calibration, result.extraction)
+                   if result.extraction is not None else None)
+    if reliability is not None:
+        result.reliability = DocumentReliability(kind=reliability[0], lower_bound=reliability[1], n=reliability[2])
     result.status, result.review_reasons = route_document(
         result.classification, result.extraction, result.rule_results, result.errors,
         settings.routing, extra_reasons=notes + (["budget_exhausted"] if result.budget_exhausted else []),
-        document_reliability=(document_reliability(engines.calibration, result.extraction)
-                              if result.extraction is not None else None),
+        document_reliability=reliability,
     )
+    if result.status == Status.ACCEPTED and audit_selected(result.doc_id, settings.routing.audit_share):
+        result.status, result.review_reasons = Status.NEEDS_REVIEW, [AUDIT_REASON]
     result.processed_at = datetime.now(timezone.utc)
     result.duration_ms = round((time.perf_counter() - started) * 1000, 1)
     return result

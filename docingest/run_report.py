@@ -19,7 +19,8 @@ from docingest.schemas.tables import CONTRACT_VERSION
 def build_manifest(run_id: str, started_at: datetime, source, out: Path, settings: Settings, documents,
                    unreadable, tally: dict[str, Any], written: dict[str, Any], seconds: float,
                    vlm: dict[str, Any] | None, calibration: str | None, verdict: GateVerdict,
-                   key: ProcessingKey, recovered: list[str], laps: Laps) -> dict[str, Any]:
+                   key: ProcessingKey, recovered: list[str], laps: Laps,
+                   reliability: dict[str, Any] | None = None) -> dict[str, Any]:
     input_files = sorted({p for d in documents for p in d.paths} | {u.path for u in unreadable})
     return {
         "run_id": run_id,
@@ -71,6 +72,8 @@ def build_manifest(run_id: str, started_at: datetime, source, out: Path, setting
         "runner": settings.runner.value,
         "extractor": settings.effective_extractor().value,
         "calibration": calibration,
+        # Per kind of document (type|source): what auto-acceptance rests on, and whether it is on.
+        "document_reliability": reliability or {},
         "vlm": vlm,
         "recovered": recovered,
         "versions": versions(),
@@ -133,6 +136,11 @@ def markdown_summary(manifest: dict[str, Any], out: Path) -> str:
     lines += ["", "**Batch gate**: " + ("off" if not gate["enabled"] else
                                        "passed" if not gate["quarantine_reasons"] else "quarantined the run")]
     lines += [f"- fail: {r}" for r in gate["quarantine_reasons"]] + [f"- warn: {w}" for w in gate["warnings"]]
+    stopped = {k: r for k, r in manifest.get("document_reliability", {}).items() if not r["auto_accepts"]}
+    if stopped:
+        lines += ["", "**Not auto-accepted** (the lower bound of the measured share right is below the bar)", "",
+                  "| kind | measured | right | lower bound |", "|---|---:|---:|---:|",
+                  *(f"| `{k}` | {r['n']} | {r['right']} | {r['lower_bound']:.3f} |" for k, r in stopped.items())]
     where = (out / "published") if published else (out / "quarantine" / manifest["run_id"])
     lines += ["", "**Where**", "",
               f"- tables: `{where.resolve()}`",

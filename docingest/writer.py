@@ -59,6 +59,9 @@ def rows_for(results: Iterable[DocumentResult], run_id: str, processing_key: str
             "reused": r.doc_id in reused,
             "processing_key": processing_key,
             "credit_note": bool(r.extraction and r.extraction.credit_note),
+            "reliability_kind": r.reliability.kind if r.reliability else None,
+            "reliability_n": r.reliability.n if r.reliability else None,
+            "reliability_lower_bound": r.reliability.lower_bound if r.reliability else None,
             "line_items_sum": _dec(r.extraction.line_items_sum) if r.extraction else None,
             "vlm_requests": r.vlm_usage.requests, "vlm_cache_hits": r.vlm_usage.cache_hits,
             "vlm_prompt_tokens": r.vlm_usage.prompt_tokens,
@@ -84,7 +87,7 @@ def rows_for(results: Iterable[DocumentResult], run_id: str, processing_key: str
                     "confidence": v.confidence, "confidence_raw": v.confidence_raw, "page": v.page,
                     "bbox": list(v.bbox) if v.bbox else None, "grounded": v.grounded,
                     "source": v.source.value, "agrees_with_local": v.agrees_with_local,
-                    "method": v.method, "withheld": v.withheld, "run_id": run_id,
+                    "method": v.method, "withheld": v.withheld, "evidence": v.evidence, "run_id": run_id,
                 })
             for li in r.extraction.line_items:
                 rows["line_items"].append({

@@ -153,7 +153,7 @@ def ingest(source: str | list[str], out: str, settings: dict[str, Any] | None = 
         manifest = build_manifest(
             run_id, started_at, source, out_dir, config, documents, unreadable, tally,
             writer.files_written(counts, verdict.published), seconds, _vlm(tally, config, run_id),
-            _calibration(config), verdict, key, recovered, laps)
+            _calibration(config), verdict, key, recovered, laps, reliability=_reliability(config))
         manifest_path = publish_task(writer, manifest, verdict.published)
         dropped = store.prune()
         if dropped:
@@ -281,6 +281,21 @@ class RunProgress:
 def _calibration(settings: Settings) -> str | None:
     table = load_table(settings.calibration_file)
     return table.fitted_on if table else None
+
+
+def _reliability(settings: Settings) -> dict[str, Any]:
+    """Per kind of document in the calibration table: measured, right, the lower bound routing
+    uses, and whether that kind is auto-accepted at all (a drop in audited precision stops it)."""
+    from docingest.stages.calibrate import document_bound
+
+    table = load_table(settings.calibration_file)
+    if table is None:
+        return {}
+    bar = settings.routing.min_document_confidence
+    counts = {kind: table.document_count(kind) for kind in table.document_kinds()}
+    return {kind: {"n": c.n, "right": c.right, "lower_bound": document_bound(c),
+                   "auto_accepts": document_bound(c) >= bar}
+            for kind, c in counts.items()}
 
 
 def _vlm(tally: dict[str, Any], settings: Settings, run_id: str) -> dict[str, Any] | None:

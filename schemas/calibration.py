@@ -40,6 +40,11 @@ class CalibrationTable(BaseModel):
     # "doc_type|source" -> documents: field confidences bound each value, not the document; a
     # document is right only when all its values are, and this is how often that held.
     documents: dict[str, DocumentCount] = Field(default_factory=dict)
+    # "doc_type|source" -> the user's own documents that would have been accepted (audit
+    # samples, or held only by the document bar) and were reviewed: approved unchanged counts
+    # right. Written by `docingest calibrate --from-reviews OUT`, recomputed from the decision
+    # log each time; routing bounds the sum of both counts.
+    reviewed: dict[str, DocumentCount] = Field(default_factory=dict)
 
     @staticmethod
     def key(field_name: str, source: str, method: str | None = None) -> str:
@@ -48,6 +53,14 @@ class CalibrationTable(BaseModel):
     @staticmethod
     def document_key(doc_type: str, source: str) -> str:
         return f"{doc_type}|{source}"
+
+    def document_count(self, kind: str) -> DocumentCount:
+        measured = self.documents.get(kind, DocumentCount(n=0, right=0))
+        reviewed = self.reviewed.get(kind, DocumentCount(n=0, right=0))
+        return DocumentCount(n=measured.n + reviewed.n, right=measured.right + reviewed.right)
+
+    def document_kinds(self) -> list[str]:
+        return sorted(set(self.documents) | set(self.reviewed))
 
     def sources(self) -> set[str]:
         return {k.split("|")[1] for k in self.entries}

@@ -165,6 +165,9 @@ class ExtractedValue(BaseModel):
     # An optional field below the acceptance bar on a document of a type with required fields:
     # kept here for inspection and review, but not asserted (docingest.stages.route).
     withheld: bool = False
+    # What else speaks for the value (docingest.stages.evidence): whole_token / partial_token,
+    # repeated, reconciles, line_items_sum.
+    evidence: list[str] = Field(default_factory=list)
 
 
 class LineItem(BaseModel):
@@ -216,6 +219,15 @@ class VlmUsage(BaseModel):
             setattr(self, name, getattr(self, name) + getattr(other, name))
 
 
+class DocumentReliability(BaseModel):
+    """What acceptance rested on: documents of this kind (type|source) measured with all values
+    passing, and the one-sided 95% lower bound of the share of them that were right."""
+
+    kind: str
+    n: int
+    lower_bound: float
+
+
 class DocumentResult(BaseModel):
     """Everything the pipeline learned about one document; the writer turns it into rows."""
 
@@ -235,6 +247,7 @@ class DocumentResult(BaseModel):
     errors: list[StageError] = Field(default_factory=list)
     vlm_usage: VlmUsage = Field(default_factory=VlmUsage)
     budget_exhausted: bool = False
+    reliability: DocumentReliability | None = None
     processed_at: datetime | None = None
     duration_ms: float = 0.0
 

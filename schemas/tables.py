@@ -13,7 +13,10 @@ import pyarrow as pa
 # 8: a run is published as one folder, OUT/published/run_date=D/<run_id>/<table>.parquet with its
 #    manifest.json (was OUT/<table>/run_date=D/part-<run_id>.parquet; older OUT folders are moved
 #    on the next run); + documents.failure_cause, documents.reused, documents.processing_key.
-CONTRACT_VERSION = "8"
+# 9: + documents.reliability_kind, reliability_n, reliability_lower_bound (additive): what an
+#    acceptance rested on (routing accepts on the lower bound, not a point estimate);
+#    + fields.evidence (additive): whole_token / partial_token, repeated, reconciles, line_items_sum.
+CONTRACT_VERSION = "9"
 
 _TS = pa.timestamp("us", tz="UTC")
 # Line-item numbers are exact decimals in the warehouse, never floats.
@@ -42,6 +45,12 @@ TABLES: dict[str, pa.Schema] = {
         ("reused", pa.bool_()),
         ("processing_key", pa.string()),
         ("credit_note", pa.bool_()),  # negative amounts are legitimate on a credit note
+        # Documents of this kind (doc_type|source) measured with all values passing, and the
+        # one-sided 95% lower bound of the share right: accepted only when the bound reaches
+        # routing.min_document_confidence. Null when the calibration table says nothing.
+        ("reliability_kind", pa.string()),
+        ("reliability_n", pa.int32()),
+        ("reliability_lower_bound", pa.float64()),
         # The items' own sum as printed ("Positionssumme"), which the line items add up to; before
         # document-level charges and discounts, so it may differ from the subtotal.
         ("line_items_sum", _DEC),
@@ -84,6 +93,7 @@ TABLES: dict[str, pa.Schema] = {
         ("agrees_with_local", pa.bool_()),
         ("method", pa.string()),  # how the value was found; calibration keys on it
         ("withheld", pa.bool_()),  # below the bar and optional: read, but not asserted
+        ("evidence", pa.list_(pa.string())),  # what else speaks for the value (stages/evidence.py)
         ("run_id", pa.string()),
     ]),
     "line_items": pa.schema([

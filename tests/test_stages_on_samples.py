@@ -120,5 +120,6 @@ def test_the_shipped_calibration_holds_a_kind_of_document_measured_unreliable(sa
     assert table is not None and table.documents, "the shipped table measures documents"
     table.documents["invoice|text_layer"] = DocumentCount(n=20, right=15)
     result = process_document(docs[0], settings, replace(engines, calibration=table))
-    assert "unproven_document_reliability:invoice|text_layer:0.73" in result.review_reasons
+    assert "unproven_document_reliability:invoice|text_layer:0.57:n20" in result.review_reasons
+    assert result.reliability.n == 20 and result.reliability.lower_bound == 0.5678
     assert result.status == Status.NEEDS_REVIEW

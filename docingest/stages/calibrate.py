@@ -15,6 +15,7 @@ type and source; routing asks ``document_reliability`` before it accepts one.
 from __future__ import annotations
 
 import json
+import math
 from collections import defaultdict
 from collections.abc import Iterable
 from pathlib import Path
@@ -72,20 +73,41 @@ def document_source(extraction: Extraction) -> str:
     return next((s for s in ("vlm", "ocr") if s in sources), "text_layer")
 
 
-def document_reliability(table: CalibrationTable | None, extraction: Extraction) -> tuple[str, float] | None:
-    """The measured share of documents like this one (type and source) that were right when
-    all their values passed the field bar, Laplace-smoothed, so that an unmeasured kind of
-    document (none seen: 0.5) never auto-accepts. None where the table says nothing about
-    documents (an older table) or does not know the source (a VLM before its own eval), as
-    field confidences then stay raw too."""
+# One-sided 95%: the share right is at least the bound in 19 of 20 such measurements.
+Z_ONE_SIDED_95 = 1.6449
+
+
+def lower_bound(right: int, n: int, z: float = Z_ONE_SIDED_95) -> float:
+    """Wilson score lower bound of a share measured as ``right`` of ``n``: 42 of 42 right
+    says at least 0.939, not 1.0; nothing measured says 0."""
+    if n <= 0:
+        return 0.0
+    p, z2 = right / n, z * z
+    centre = p + z2 / (2 * n)
+    margin = z * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n))
+    return max(0.0, (centre - margin) / (1 + z2 / n))
+
+
+def document_bound(count: DocumentCount) -> float:
+    return round(lower_bound(count.right, count.n), 4)
+
+
+def document_reliability(table: CalibrationTable | None, extraction: Extraction) -> tuple[str, float, int] | None:
+    """(kind, lower bound, n): the one-sided 95% lower bound of the measured share of documents
+    like this one (type and source) that were right when all their values passed the field
+    bar, and how many were measured. A point estimate from a few dozen documents is no
+    guarantee: routing accepts on the bound, so an unmeasured kind (0) never auto-accepts and a
+    small sample must be perfect. None where the table says nothing about documents (an older
+    table) or does not know the source (a VLM before its own eval), as field confidences then
+    stay raw too."""
     if table is None or not table.documents:
         return None
     source = document_source(extraction)
     if source not in table.sources():
         return None
     key = CalibrationTable.document_key(extraction.doc_type.value, source)
-    count = table.documents.get(key, DocumentCount(n=0, right=0))
-    return key, round((count.right + 1) / (count.n + 2), 4)
+    count = table.document_count(key)
+    return key, document_bound(count), count.n
 
 
 def fit_documents(observations: Iterable[tuple[str, str, bool]]) -> dict[str, DocumentCount]:

@@ -44,10 +44,11 @@ def route_document(
     errors: list[StageError],
     thresholds: RoutingThresholds,
     extra_reasons: list[str] | None = None,
-    document_reliability: tuple[str, float] | None = None,
+    document_reliability: tuple[str, float, int] | None = None,
 ) -> tuple[Status, list[str]]:
-    """``document_reliability``: (kind, measured share right) for documents of this type and
-    source whose values all passed (``calibrate.document_reliability``); below the bar, the
+    """``document_reliability``: (kind, lower bound of the measured share right, documents
+    measured) for documents of this type and source whose values all passed
+    (``calibrate.document_reliability``); a bound below the bar, and the
     document waits for a person however confident each of its values is."""
     if classification is None or extraction is None:
         return Status.FAILED, [f"{e.stage.value}:{e.kind}" for e in errors] or ["not processed"]
@@ -74,10 +75,21 @@ def route_document(
             elif rule.severity == Severity.ERROR:
                 reasons.append(f"rule_failed:{rule.rule_id}")
     if document_reliability is not None and document_reliability[1] < thresholds.min_document_confidence:
-        kind, share = document_reliability
-        reasons.append(f"unproven_document_reliability:{kind}:{share:.2f}")
+        kind, bound, n = document_reliability
+        reasons.append(f"unproven_document_reliability:{kind}:{bound:.2f}:n{n}")
     reasons = list(dict.fromkeys(reasons))
     return (Status.NEEDS_REVIEW if reasons else Status.ACCEPTED), reasons
+
+
+AUDIT_REASON = "audit_sample"
+
+
+def audit_selected(doc_id: str | None, share: float) -> bool:
+    """Whether a document that would be accepted is held as an audit sample: a fixed share
+    of documents by their content hash, so a rerun audits the same ones."""
+    if not doc_id or share <= 0:
+        return False
+    return int(doc_id[:8], 16) < share * 0x100000000
 
 
 def reason_kind(reason: str) -> str:
