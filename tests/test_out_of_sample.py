@@ -167,3 +167,25 @@ def test_evidence_whole_token_repeated_and_reconciling_amounts():
                                                                value("total", "191.00")])
     annotate_evidence([page], unbalanced, 0.02)
     assert "reconciles" not in unbalanced.get("total").evidence
+
+
+def test_an_audited_reissue_of_an_accepted_invoice_is_a_duplicate_not_a_review():
+    from docingest.stages.duplicates import apply_verdict, check_duplicates
+    from docingest.schemas.runs import DocumentSummary
+
+    values = {"vendor_name": ["ACME GmbH"], "invoice_number": ["R-1"], "total": ["9.00"]}
+
+    def summary(doc_id, status, reasons):
+        return DocumentSummary(doc_id=doc_id, source_path=f"/in/{doc_id}.pdf", source_paths=[f"/in/{doc_id}.pdf"],
+                               doc_type=DocType.INVOICE, status=status, review_reasons=reasons, values=values)
+
+    original = summary("a" * 64, Status.ACCEPTED, [])
+    audited = summary("b" * 64, Status.NEEDS_REVIEW, [AUDIT_REASON])
+    held = summary("c" * 64, Status.NEEDS_REVIEW, [AUDIT_REASON, "low_field_confidence:total:0.5"])
+    verdicts = check_duplicates([original, audited, held], [])
+    assert verdicts[audited.doc_id].status == Status.DUPLICATE
+    assert verdicts[held.doc_id].status == Status.NEEDS_REVIEW
+    result = DocumentResult(doc_id=audited.doc_id, source_path=audited.source_path, source_paths=audited.source_paths,
+                            status=Status.NEEDS_REVIEW, review_reasons=[AUDIT_REASON])
+    apply_verdict(result, verdicts[audited.doc_id])
+    assert result.status == Status.DUPLICATE and result.review_reasons == []

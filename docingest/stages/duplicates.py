@@ -23,6 +23,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from docingest.schemas.fields import DocType
+from docingest.stages.route import AUDIT_REASON
 from docingest.schemas.records import DocumentResult, PriorDocument, RuleResult, Severity, Status
 from docingest.schemas.runs import DocumentSummary, DuplicateVerdict
 
@@ -136,7 +137,10 @@ def check_duplicates(documents: list[DocumentSummary], prior: list[PriorDocument
             continue
         how = f"vendor and invoice number {_first(d.values, 'invoice_number')} also on {original.path} {original.where}"
         same = _fold(d.values) == _fold(original.values)
-        if original.accepted and same and d.status == Status.ACCEPTED:
+        # A re-issue held only as an audit sample passed everything: auditing a copy of an
+        # accepted invoice measures nothing new, so it is recorded as the duplicate it is.
+        passed = d.status == Status.ACCEPTED or d.review_reasons == [AUDIT_REASON]
+        if original.accepted and same and passed:
             verdicts[d.doc_id] = DuplicateVerdict(
                 status=Status.DUPLICATE, duplicate_of=original.doc_id, rule=RuleResult(
                     rule_id=RULE_ID, severity=Severity.WARNING, passed=False, message=(
@@ -172,5 +176,7 @@ def apply_verdict(result: DocumentResult, verdict: DuplicateVerdict) -> None:
     """Fold a verdict into the document's full result, as the writer publishes it."""
     result.rule_results.append(verdict.rule)
     result.status, result.duplicate_of = verdict.status, verdict.duplicate_of
+    if verdict.status == Status.DUPLICATE:
+        result.review_reasons = [r for r in result.review_reasons if r != AUDIT_REASON]
     if verdict.review_reason and verdict.review_reason not in result.review_reasons:
         result.review_reasons.append(verdict.review_reason)

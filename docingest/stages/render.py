@@ -338,9 +338,8 @@ def _displayed(box: tuple[float, float, float, float], crop: tuple[float, float,
 # crop box) that says another invoice number than the printed one: such words are not
 # evidence of what the document says.
 _VISIBLE, _HIDDEN, _PALE = 0, 1, 2
-# Below this many points of glyph height a word is not legible on paper or screen (the
-# x-height of 6 pt print is about 3 pt).
-_MIN_LEGIBLE_POINTS = 1.5
+# Text set smaller than this many points is not legible on paper or screen.
+_MIN_LEGIBLE_POINTS = 2.0
 # Fill brighter than this on every channel may be white on white: decided on the rendering.
 _PALE_FILL = 235
 # A pale word whose rendered box spans fewer grey levels than this shows nothing.
@@ -349,7 +348,7 @@ _MIN_CONTRAST = 40
 
 @dataclass(slots=True, frozen=True)
 class _Suspects:
-    hidden: frozenset[int]  # text objects never seen (invisible render mode, transparent fill)
+    hidden: frozenset[int]  # text objects never seen (invisible render mode, transparent, tiny)
     pale: frozenset[int]  # text objects in near-white fill: seen only on a dark background
     has_image: bool = False
 
@@ -372,6 +371,8 @@ def _suspect_objects(page_raw) -> _Suspects:
     pale: set[int] = set()
     images = 0
     r, g, b, a = (ctypes.c_uint() for _ in range(4))
+    size = ctypes.c_float()
+    matrix = pdfium_c.FS_MATRIX()
     invisible_modes = {pdfium_c.FPDF_TEXTRENDERMODE_INVISIBLE, pdfium_c.FPDF_TEXTRENDERMODE_CLIP}
 
     def visit(count, get, parent, depth: int) -> None:
@@ -389,8 +390,12 @@ def _suspect_objects(page_raw) -> _Suspects:
                 continue
             if kind != pdfium_c.FPDF_PAGEOBJ_TEXT:
                 continue
-            # Three calls per text object, and its address only for the few that are suspect.
-            if pdfium_c.FPDFTextObj_GetTextRenderMode(obj) in invisible_modes:
+            # A few calls per text object, and its address only for the few that are suspect.
+            # Size by the font and its matrix, not the glyph boxes: some fonts give PDFium boxes
+            # of no height for glyphs that print normally.
+            if pdfium_c.FPDFTextObj_GetTextRenderMode(obj) in invisible_modes or (
+                    pdfium_c.FPDFTextObj_GetFontSize(obj, size) and pdfium_c.FPDFPageObj_GetMatrix(obj, matrix)
+                    and 0 < size.value * abs(matrix.a * matrix.d - matrix.b * matrix.c) ** 0.5 < _MIN_LEGIBLE_POINTS):
                 hidden.add(ctypes.cast(obj, ctypes.c_void_p).value)
             elif pdfium_c.FPDFPageObj_GetFillColor(obj, r, g, b, a):
                 if a.value == 0:
@@ -462,10 +467,7 @@ def _words_from_chars(
                 _clip(x0 / width), _clip(1 - y1 / height), _clip(x1 / width), _clip(1 - y0 / height)
             )
             word = Word(Word.clean("".join(chars)), bbox, 1.0, line)
-            # Glyph boxes: a word of letters or digits this low is not legible ("-" and "." are
-            # low at any size, so punctuation alone never counts).
-            tiny = y1 - y0 < _MIN_LEGIBLE_POINTS and any(c.isalnum() for c in chars)
-            if tiny or 2 * n_hidden > len(chars):
+            if 2 * n_hidden > len(chars):
                 unseen.append(word)
             elif 2 * (n_hidden + n_pale) > len(chars) and image is not None and not _shows(image, bbox):
                 unseen.append(word)
