@@ -20,6 +20,7 @@ from docingest.engines.vlm import PageAnswer, VlmEngine, build_client
 from docingest.errors import BudgetExhausted, DocingestError, OcrPageLimit, TimeLimitExceeded
 from docingest.stages.calibrate import calibrate_extraction, document_reliability, load_table
 from docingest.stages.classify import classify_document
+from docingest.stages.e_invoice import EInvoiceError, as_extraction, page_mismatches, parse_e_invoice
 from docingest.stages.evidence import annotate_evidence
 from docingest.stages.extract import extract_fields
 from docingest.stages.legibility import legible_share
@@ -36,6 +37,7 @@ from docingest.schemas.records import (
     Classification,
     DocumentReliability,
     DocumentResult,
+    EInvoiceInfo,
     Extraction,
     PageInfo,
     PageInput,
@@ -74,17 +76,19 @@ def process_document(source: SourceDocument, settings: Settings, engines: Engine
         media_type=source.media_type, size_bytes=source.size_bytes,
     )
     notes: list[str] = []  # review reasons found while reading (hidden text, a polyglot PDF)
+    attached: list[bytes] = []  # an embedded e-invoice XML
     try:
-        pages = _read_pages(source, settings, engines, result, notes)
+        pages = _read_pages(source, settings, engines, result, notes, attached)
         if pages:
             result.classification = classify_document(pages, result.pages)
             result.extraction = extract_fields(pages, result.classification.doc_type)
             notes += hidden_text_reasons(pages, result.pages, result.extraction)
-            extractor = settings.effective_extractor() if engines.vlm else ExtractorName.LOCAL
-            plan = plan_pages(extractor, result.pages, result.classification, settings.vlm,
-                              settings.routing)
-            if plan.vlm_pages:
-                _extract_with_vlm(source, settings, engines.vlm, plan, pages, result)
+            if not (attached and _read_e_invoice(attached[0], pages, result, notes)):
+                extractor = settings.effective_extractor() if engines.vlm else ExtractorName.LOCAL
+                plan = plan_pages(extractor, result.pages, result.classification, settings.vlm,
+                                  settings.routing)
+                if plan.vlm_pages:
+                    _extract_with_vlm(source, settings, engines.vlm, plan, pages, result)
             annotate_evidence(pages, result.extraction, settings.routing.amount_tolerance)
             calibrate_extraction(result.extraction, engines.calibration)
             result.rule_results = apply_rules(
@@ -126,9 +130,27 @@ class _Budget:
         self.ocr_pages_left = 0
 
 
+def _read_e_invoice(xml: bytes, pages: list[PageText], result: DocumentResult, notes: list[str]) -> bool:
+    """Use the embedded invoice XML as the document's extraction, checked against the page.
+    XML that cannot be used leaves the page's reading in place, with a warning; False then."""
+    try:
+        invoice = parse_e_invoice(xml)
+    except EInvoiceError as exc:
+        result.errors.append(StageError(stage=Stage.EXTRACT, kind="e_invoice_unreadable",
+                                        message=f"{exc}; the page was read instead"))
+        return False
+    result.classification = Classification(doc_type=DocType.INVOICE, confidence=1.0,
+                                           scores={"invoice": 1.0})
+    result.extraction = as_extraction(invoice, page=pages[0].page)
+    result.e_invoice = EInvoiceInfo(syntax=invoice.syntax, profile=invoice.profile,
+                                    guideline=invoice.guideline, type_code=invoice.type_code)
+    notes += [f"e_invoice_mismatch:{name}" for name in page_mismatches(invoice, pages)]
+    return True
+
+
 def _read_pages(
     source: SourceDocument, settings: Settings, engines: Engines, result: DocumentResult,
-    reasons: list[str],
+    reasons: list[str], attached: list[bytes] | None = None,
 ) -> list[PageText]:
     """Read every page, one page image in memory at a time. Page errors are recorded and the
     remaining pages still read; a document none of whose pages could be read fails. A
@@ -138,6 +160,8 @@ def _read_pages(
     budget = _Budget(time.monotonic() + limits.max_document_seconds, limits.max_ocr_pages)
     pages: list[PageText] = []
     reasons.extend(doc.review_reasons)
+    if attached is not None and doc.e_invoice_xml is not None:
+        attached.append(doc.e_invoice_xml)
     try:
         result.page_count = doc.page_count
         for index in range(doc.page_count):

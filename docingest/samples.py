@@ -412,3 +412,72 @@ def generate_samples(out: Path) -> list[Path]:
         for entry in labels:
             fh.write(json.dumps(entry, ensure_ascii=False) + "\n")
     return written
+
+
+# -- e-invoices ---------------------------------------------------------------------------------
+EN16931_GUIDELINE = "urn:cen.eu:en16931:2017"
+
+
+def invoice_cii(spec: InvoiceSpec, type_code: str = "380", total: Decimal | None = None,
+                guideline: str = EN16931_GUIDELINE) -> bytes:
+    """The UN/CEFACT CII XML (Factur-X / ZUGFeRD EN 16931 profile) of ``spec``; ``total``
+    overrides the grand total (a doctored or mistaken XML)."""
+    from xml.sax.saxutils import escape
+
+    def d(iso: str) -> str:
+        return iso.replace("-", "")
+
+    street, city = spec.vendor_address[0], spec.vendor_address[-1]
+    items = "".join(f"""
+    <ram:IncludedSupplyChainTradeLineItem>
+      <ram:AssociatedDocumentLineDocument><ram:LineID>{n}</ram:LineID></ram:AssociatedDocumentLineDocument>
+      <ram:SpecifiedTradeProduct><ram:Name>{escape(item.description)}</ram:Name></ram:SpecifiedTradeProduct>
+      <ram:SpecifiedLineTradeAgreement><ram:NetPriceProductTradePrice><ram:ChargeAmount>{item.unit_price:.2f}</ram:ChargeAmount></ram:NetPriceProductTradePrice></ram:SpecifiedLineTradeAgreement>
+      <ram:SpecifiedLineTradeDelivery><ram:BilledQuantity unitCode="C62">{item.quantity}</ram:BilledQuantity></ram:SpecifiedLineTradeDelivery>
+      <ram:SpecifiedLineTradeSettlement><ram:SpecifiedTradeSettlementLineMonetarySummation><ram:LineTotalAmount>{item.amount:.2f}</ram:LineTotalAmount></ram:SpecifiedTradeSettlementLineMonetarySummation></ram:SpecifiedLineTradeSettlement>
+    </ram:IncludedSupplyChainTradeLineItem>""" for n, item in enumerate(spec.items, 1))
+    return f"""<?xml version="1.0" encoding="UTF-8"?>
+<rsm:CrossIndustryInvoice xmlns:rsm="urn:un:unece:uncefact:data:standard:CrossIndustryInvoice:100"
+  xmlns:ram="urn:un:unece:uncefact:data:standard:ReusableAggregateBusinessInformationEntity:100"
+  xmlns:udt="urn:un:unece:uncefact:data:standard:UnqualifiedDataType:100">
+  <rsm:ExchangedDocumentContext><ram:GuidelineSpecifiedDocumentContextParameter><ram:ID>{guideline}</ram:ID></ram:GuidelineSpecifiedDocumentContextParameter></rsm:ExchangedDocumentContext>
+  <rsm:ExchangedDocument>
+    <ram:ID>{escape(spec.invoice_number)}</ram:ID><ram:TypeCode>{type_code}</ram:TypeCode>
+    <ram:IssueDateTime><udt:DateTimeString format="102">{d(spec.invoice_date)}</udt:DateTimeString></ram:IssueDateTime>
+  </rsm:ExchangedDocument>
+  <rsm:SupplyChainTradeTransaction>{items}
+    <ram:ApplicableHeaderTradeAgreement>
+      <ram:SellerTradeParty><ram:Name>{escape(spec.vendor_name)}</ram:Name>
+        <ram:PostalTradeAddress><ram:LineOne>{escape(street)}</ram:LineOne><ram:CityName>{escape(city)}</ram:CityName><ram:CountryID>US</ram:CountryID></ram:PostalTradeAddress>
+      </ram:SellerTradeParty>
+      <ram:BuyerTradeParty><ram:Name>{escape(spec.customer_name)}</ram:Name></ram:BuyerTradeParty>
+    </ram:ApplicableHeaderTradeAgreement>
+    <ram:ApplicableHeaderTradeDelivery/>
+    <ram:ApplicableHeaderTradeSettlement>
+      <ram:InvoiceCurrencyCode>{spec.currency}</ram:InvoiceCurrencyCode>
+      <ram:SpecifiedTradePaymentTerms><ram:DueDateDateTime><udt:DateTimeString format="102">{d(spec.due_date)}</udt:DateTimeString></ram:DueDateDateTime></ram:SpecifiedTradePaymentTerms>
+      <ram:SpecifiedTradeSettlementHeaderMonetarySummation>
+        <ram:LineTotalAmount>{spec.subtotal:.2f}</ram:LineTotalAmount>
+        <ram:TaxBasisTotalAmount>{spec.subtotal:.2f}</ram:TaxBasisTotalAmount>
+        <ram:TaxTotalAmount currencyID="{spec.currency}">{spec.tax:.2f}</ram:TaxTotalAmount>
+        <ram:GrandTotalAmount>{(total if total is not None else spec.total):.2f}</ram:GrandTotalAmount>
+        <ram:DuePayableAmount>{(total if total is not None else spec.total):.2f}</ram:DuePayableAmount>
+      </ram:SpecifiedTradeSettlementHeaderMonetarySummation>
+    </ram:ApplicableHeaderTradeSettlement>
+  </rsm:SupplyChainTradeTransaction>
+</rsm:CrossIndustryInvoice>
+""".encode("utf-8")
+
+
+def attach_xml(pdf: Path, xml: bytes, name: str = "factur-x.xml") -> None:
+    """Embed ``xml`` in ``pdf`` as the named attachment (a hybrid e-invoice), in place."""
+    import pypdfium2 as pdfium
+
+    doc = pdfium.PdfDocument(str(pdf))
+    try:
+        doc.new_attachment(name).set_data(xml)
+        tmp = pdf.with_suffix(".tmp.pdf")
+        doc.save(str(tmp))
+    finally:
+        doc.close()
+    tmp.replace(pdf)

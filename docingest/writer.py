@@ -62,6 +62,8 @@ def rows_for(results: Iterable[DocumentResult], run_id: str, processing_key: str
             "reliability_kind": r.reliability.kind if r.reliability else None,
             "reliability_n": r.reliability.n if r.reliability else None,
             "reliability_lower_bound": r.reliability.lower_bound if r.reliability else None,
+            "e_invoice_profile": r.e_invoice.profile if r.e_invoice else None,
+            "e_invoice_type_code": r.e_invoice.type_code if r.e_invoice else None,
             "line_items_sum": _dec(r.extraction.line_items_sum) if r.extraction else None,
             "vlm_requests": r.vlm_usage.requests, "vlm_cache_hits": r.vlm_usage.cache_hits,
             "vlm_prompt_tokens": r.vlm_usage.prompt_tokens,

@@ -19,6 +19,7 @@ class TextSource(str, Enum):
     TEXT_LAYER = "text_layer"
     OCR = "ocr"
     VLM = "vlm"
+    E_INVOICE = "e_invoice"  # the invoice XML embedded in a ZUGFeRD / Factur-X PDF
 
 
 class Status(str, Enum):
@@ -228,6 +229,15 @@ class DocumentReliability(BaseModel):
     lower_bound: float
 
 
+class EInvoiceInfo(BaseModel):
+    """The embedded e-invoice a document was read from."""
+
+    syntax: str  # CII
+    profile: str  # MINIMUM, BASIC WL, BASIC, EN16931, EXTENDED, XRECHNUNG
+    guideline: str  # the guideline id as the XML states it (carries the version)
+    type_code: str  # 380 invoice, 381 credit note, 384 corrected invoice, ...
+
+
 class DocumentResult(BaseModel):
     """Everything the pipeline learned about one document; the writer turns it into rows."""
 
@@ -248,6 +258,7 @@ class DocumentResult(BaseModel):
     vlm_usage: VlmUsage = Field(default_factory=VlmUsage)
     budget_exhausted: bool = False
     reliability: DocumentReliability | None = None
+    e_invoice: EInvoiceInfo | None = None
     processed_at: datetime | None = None
     duration_ms: float = 0.0
 

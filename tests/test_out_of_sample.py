@@ -79,6 +79,8 @@ def test_audit_samples_are_a_stable_share_chosen_by_content():
     chosen = [d for d in ids if audit_selected(d, 0.02)]
     assert 0.015 < len(chosen) / len(ids) < 0.025
     assert chosen == [d for d in ids if audit_selected(d, 0.02)]
+    thousand = [hashlib.sha256(f"synthetic-{i}".encode()).hexdigest() for i in range(1_000)]
+    assert 10 <= sum(audit_selected(d, 0.02) for d in thousand) <= 30  # 20 expected, sd 4.4
     assert not any(audit_selected(d, 0.0) for d in ids) and all(audit_selected(d, 1.0) for d in ids)
 
 
@@ -124,6 +126,17 @@ def test_wrong_audits_stop_auto_acceptance_of_their_kind(tmp_path):
     subprocess.run([sys.executable, "-m", "docingest.cli", "calibrate", "--from-reviews", str(out),
                     "--table", str(out / "calibration.json")], check=True, capture_output=True, timeout=120)
     assert load_table(out / "calibration.json").reviewed == updated.reviewed
+    # Right audits raise it: the same log with every audit approved as extracted.
+    right_out = tmp_path / "right"
+    _published_run(right_out, [(d, [AUDIT_REASON]) for d in ids[:5]])
+    for doc_id in ids[:5]:
+        DecisionLog(right_out).append(ReviewDecision(doc_id=doc_id, run_id="20260101T000000Z-audits",
+                                                     action=ReviewAction.APPROVED, doc_type="invoice", reviewer="carol"))
+    subprocess.run([sys.executable, "-m", "docingest.cli", "calibrate", "--from-reviews", str(right_out),
+                    "--table", str(base)], check=True, capture_output=True, timeout=120)
+    raised = load_table(right_out / "calibration.json")
+    assert raised.reviewed == {"invoice|text_layer": DocumentCount(n=5, right=5)}
+    assert document_bound(raised.document_count("invoice|text_layer")) > document_bound(table.document_count("invoice|text_layer"))
     # The run's manifest says the kind is no longer auto-accepted.
     from docingest.flows.ingest import _reliability
 

@@ -68,8 +68,11 @@ def calibrate_extraction(extraction: Extraction, table: CalibrationTable | None)
 
 def document_source(extraction: Extraction) -> str:
     """How a document's asserted values were read: ``vlm`` or ``ocr`` when any was, else
-    ``text_layer`` (the least reliable reading decides)."""
+    ``text_layer``, and ``e_invoice`` when all came from an embedded invoice XML (the least
+    reliable reading decides)."""
     sources = {v.source.value for v in extraction.values if not v.withheld}
+    if sources == {"e_invoice"}:
+        return "e_invoice"
     return next((s for s in ("vlm", "ocr") if s in sources), "text_layer")
 
 

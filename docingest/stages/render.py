@@ -58,6 +58,7 @@ class PageLayer:
 class OpenDocument(Protocol):
     page_count: int
     review_reasons: list[str]  # what a person should look at, whatever the pages say
+    e_invoice_xml: bytes | None  # an embedded invoice XML (docingest.stages.e_invoice)
 
     def text_layer(self, index: int) -> list[Word]:
         """Words of page ``index`` (0-based) from the PDF text layer; [] when there is none."""
@@ -94,6 +95,8 @@ class PdfiumDocument:
                 f"PDF has {self.page_count} pages, more than the limit of {limits.max_pages}"
             )
         self.review_reasons = _trailing_data(path)
+        with PDFIUM_LOCK:
+            self.e_invoice_xml = _embedded_invoice_xml(self._pdf)
 
     def _page(self, index: int):
         """Page ``index``; a page tree that loops or points nowhere is a corrupt document."""
@@ -189,6 +192,32 @@ class Pdf2ImageDocument(PdfiumDocument):
 _TAIL = 4096
 
 
+def _embedded_invoice_xml(pdf) -> bytes | None:
+    """The invoice XML a ZUGFeRD / Factur-X / XRechnung PDF embeds, if any. An attachment
+    larger than the e-invoice limit is returned cut short (the parser then refuses it)."""
+    import ctypes
+
+    import pypdfium2.raw as pdfium_c
+
+    from docingest.stages.e_invoice import ATTACHMENT_NAMES, MAX_XML_BYTES
+
+    try:
+        count = pdf.count_attachments()
+        for i in range(count):
+            attachment = pdf.get_attachment(i)
+            if attachment.get_name().strip().lower() not in ATTACHMENT_NAMES:
+                continue
+            length = ctypes.c_ulong()
+            if not pdfium_c.FPDFAttachment_GetFile(attachment.raw, None, 0, ctypes.byref(length)):
+                return None
+            if length.value > MAX_XML_BYTES:
+                return b"\0" * (MAX_XML_BYTES + 1)
+            return bytes(attachment.get_data())
+    except Exception:  # noqa: BLE001 - a broken attachment tree: read the pages as usual
+        return None
+    return None
+
+
 def _trailing_data(path: str) -> list[str]:
     """A PDF ends at its last %%EOF; bytes after it (an appended ZIP, a script, a second file)
     are invisible to every PDF reader and make the file a polyglot: a person should look.
@@ -210,6 +239,7 @@ class ImageFileDocument:
     """PNG, JPEG, WEBP (one page); TIFF (every frame is a page); GIF (first frame only)."""
 
     review_reasons: list[str] = []
+    e_invoice_xml: bytes | None = None
 
     def __init__(self, path: str, media_type: str, limits: InputLimits):
         self._path = path
