@@ -77,6 +77,13 @@ class FileTooLarge(DocingestError):
     input_defect = True
 
 
+class EInvoiceUnreadable(DocingestError):
+    """An XML e-invoice input that is malformed, hostile, too large or of an unknown profile."""
+
+    stage, kind = Stage.VALIDATE, "e_invoice_unreadable"
+    input_defect = True
+
+
 # -- rendering -----------------------------------------------------------------------------
 class CorruptDocument(DocingestError):
     stage, kind = Stage.RENDER, "corrupt_document"

@@ -17,10 +17,16 @@ from docingest.config import ExtractorName, Settings
 from docingest.engines.base import PageEngine
 from docingest.engines import TextLayerEngine, build_ocr_engine
 from docingest.engines.vlm import PageAnswer, VlmEngine, build_client
-from docingest.errors import BudgetExhausted, DocingestError, OcrPageLimit, TimeLimitExceeded
+from docingest.errors import BudgetExhausted, DocingestError, EInvoiceUnreadable, OcrPageLimit, TimeLimitExceeded
 from docingest.stages.calibrate import calibrate_extraction, document_reliability, load_table
 from docingest.stages.classify import classify_document
-from docingest.stages.e_invoice import EInvoiceError, as_extraction, page_mismatches, parse_e_invoice
+from docingest.stages.e_invoice import (
+    MAX_XML_BYTES,
+    EInvoiceError,
+    as_extraction,
+    page_mismatches,
+    parse_e_invoice,
+)
 from docingest.stages.evidence import annotate_evidence
 from docingest.stages.extract import extract_fields
 from docingest.stages.legibility import legible_share
@@ -78,8 +84,14 @@ def process_document(source: SourceDocument, settings: Settings, engines: Engine
     notes: list[str] = []  # review reasons found while reading (hidden text, a polyglot PDF)
     attached: list[bytes] = []  # an embedded e-invoice XML
     try:
-        pages = _read_pages(source, settings, engines, result, notes, attached)
-        if pages:
+        if source.media_type == "application/xml":
+            _read_xml_invoice(source, result)
+        pages = [] if source.media_type == "application/xml" else _read_pages(
+            source, settings, engines, result, notes, attached)
+        if result.extraction is not None:  # an XML e-invoice: read without pages
+            calibrate_extraction(result.extraction, engines.calibration)
+            result.rule_results = apply_rules(result.extraction, settings.routing, datetime.now(timezone.utc).date())
+        elif pages:
             result.classification = classify_document(pages, result.pages)
             result.extraction = extract_fields(pages, result.classification.doc_type)
             notes += hidden_text_reasons(pages, result.pages, result.extraction)
@@ -128,6 +140,23 @@ class _Budget:
 
     def stop_ocr(self) -> None:
         self.ocr_pages_left = 0
+
+
+def _read_xml_invoice(source: SourceDocument, result: DocumentResult) -> None:
+    """An e-invoice that is only XML (XRechnung, a Factur-X XML on its own): the XML is the
+    invoice, there is no page to check it against. XML that cannot be used fails the document."""
+    if source.size_bytes > MAX_XML_BYTES:
+        raise EInvoiceUnreadable(f"e-invoice XML is {source.size_bytes:,} bytes, more than {MAX_XML_BYTES:,}")
+    with open(source.path, "rb") as fh:
+        data = fh.read(MAX_XML_BYTES + 1)
+    try:
+        invoice = parse_e_invoice(data)
+    except EInvoiceError as exc:
+        raise EInvoiceUnreadable(str(exc)) from exc
+    result.classification = Classification(doc_type=DocType.INVOICE, confidence=1.0, scores={"invoice": 1.0})
+    result.extraction = as_extraction(invoice, page=None)
+    result.e_invoice = EInvoiceInfo(syntax=invoice.syntax, profile=invoice.profile,
+                                    guideline=invoice.guideline, type_code=invoice.type_code)
 
 
 def _read_e_invoice(xml: bytes, pages: list[PageText], result: DocumentResult, notes: list[str]) -> bool:

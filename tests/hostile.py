@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from docingest.samples import INVOICES, _invoice_pdf
+from docingest.samples import INVOICES, _invoice_pdf, attach_xml, invoice_cii
 from docingest.stages.discover import display_path
 
 NOT_ACCEPTED = "not accepted"
@@ -184,6 +184,20 @@ def _deep_nesting(path: Path) -> None:
                      .replace(b"/Contents 4 0 R", b"/Contents 4 0 R /Annots " + b"[" * 20_000 + b"]" * 20_000))
 
 
+_XXE = b"""<?xml version="1.0"?><!DOCTYPE r [<!ENTITY x SYSTEM "file:///etc/passwd">]>
+<rsm:CrossIndustryInvoice xmlns:rsm="urn:un:unece:uncefact:data:standard:CrossIndustryInvoice:100">&x;</rsm:CrossIndustryInvoice>"""
+_LAUGHS = (b'<?xml version="1.0"?><!DOCTYPE z [<!ENTITY a "aaaaaaaaaa">'
+           + b"".join(b'<!ENTITY %s "%s">' % (bytes([98 + i]), b"&%s;" % bytes([97 + i]) * 10) for i in range(9))
+           + b']><z>&j;</z>')
+
+
+def _e_invoice(xml: bytes) -> Callable[[Path], None]:
+    def write(path: Path) -> None:
+        _invoice_pdf(INVOICES[0], path)
+        attach_xml(path, xml)
+    return write
+
+
 def catalogue() -> dict[str, tuple[Callable[[Path], None], str]]:
     """name -> (writer, expectation). Names are file names inside OUT."""
     inv = INVOICES[0]
@@ -241,6 +255,14 @@ def catalogue() -> dict[str, tuple[Callable[[Path], None], str]]:
         "doctored-white.pdf": (_doctored(_white_number), "review:hidden_text_layer"),
         "doctored-outside-cropbox.pdf": (_doctored(_outside_number), "review:hidden_text_layer"),
         "doctored-tiny.pdf": (_doctored(_tiny_number), "review:hidden_text_layer"),
+        # -- e-invoices: hostile or lying XML inside a PDF
+        "einvoice-xxe.pdf": (_e_invoice(_XXE), "review:stage_error:extract:e_invoice_unreadable"),
+        "einvoice-billion-laughs.pdf": (_e_invoice(_LAUGHS), "review:stage_error:extract:e_invoice_unreadable"),
+        "einvoice-malformed.pdf": (_e_invoice(b"<rsm:CrossIndustryInvoice><open>"),
+                                   "review:stage_error:extract:e_invoice_unreadable"),
+        "xrechnung-xxe.xml": (_bytes(_XXE), "failed:e_invoice_unreadable"),
+        "einvoice-total-not-printed.pdf": (_e_invoice(invoice_cii(INVOICES[0], total=INVOICES[0].total + 1000)),
+                                           "review:e_invoice_mismatch:total"),
         # -- images
         "bomb.png": (_bytes(png_bomb()), "failed:decompression_bomb"),
         "truncated.png": (_truncated(_image(Image.new("RGB", (800, 800), "gray"), "PNG"), 0.3), "failed:corrupt_document"),

@@ -87,3 +87,22 @@ def test_unusable_xml_is_a_warning_and_the_page_is_read(tmp_path, engines, xml, 
     assert result.status == Status.NEEDS_REVIEW
     assert result.extraction.get("invoice_number").value == SPEC.invoice_number  # read from the page
     assert not any("root:" in (v.value_raw or "") for v in result.extraction.values)
+
+
+def test_an_xml_e_invoice_on_its_own_is_read_and_a_bad_one_fails_alone(tmp_path, engines):
+    from docingest.stages.discover import sniff_media_type
+
+    (tmp_path / "in").mkdir()
+    good = tmp_path / "in" / "xrechnung.xml"
+    good.write_bytes(invoice_cii(SPEC, guideline="urn:cen.eu:en16931:2017#compliant#urn:xoev-de:kosit:standard:xrechnung_3.0"))
+    assert sniff_media_type(good.read_bytes()[:2048]) == "application/xml"
+    assert sniff_media_type(b"<?xml version='1.0'?><html/>") is None  # other XML is not a document
+    result = _process(good, engines)
+    assert result.e_invoice.profile == "XRECHNUNG" and result.page_count == 0
+    assert result.extraction.get("total").value == f"{SPEC.total:.2f}"
+    assert len(result.extraction.line_items) == len(SPEC.items)
+    assert result.status == Status.ACCEPTED, result.review_reasons
+    bad = tmp_path / "in" / "laughs.xml"
+    bad.write_bytes(LAUGHS.replace(b"<lolz>", b"<lolz><!-- CrossIndustryInvoice -->"))
+    result = _process(bad, engines)
+    assert result.status == Status.FAILED and [e.kind for e in result.errors] == ["e_invoice_unreadable"]

@@ -32,7 +32,9 @@ _DEFAULT_MAX_BYTES = 200 * 1024 * 1024
 # for what it is, and an unknown file is reported rather than guessed at.
 MEDIA_TYPES = {
     "application/pdf", "image/png", "image/jpeg", "image/tiff", "image/webp", "image/gif",
+    "application/xml",  # a CII e-invoice (XRechnung / Factur-X XML) on its own
 }
+_CII_ROOT = b"CrossIndustryInvoice"
 
 
 def sniff_media_type(head: bytes) -> str | None:
@@ -50,6 +52,8 @@ def sniff_media_type(head: bytes) -> str | None:
         return "image/gif"
     if head.startswith(b"%PDF") or b"%PDF-" in head[:1024]:
         return "application/pdf"
+    if head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"<") and _CII_ROOT in head:
+        return "application/xml"  # only an e-invoice: other XML is not a document we read
     return None
 
 

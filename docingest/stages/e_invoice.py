@@ -179,7 +179,7 @@ def page_mismatches(invoice: EInvoice, pages: list[PageText]) -> list[str]:
     return missing
 
 
-def as_extraction(invoice: EInvoice, page: int = 1) -> Extraction:
+def as_extraction(invoice: EInvoice, page: int | None = 1) -> Extraction:
     """The XML as the document's extraction: every value exact, ``source = e_invoice`` and the
     XML path as its method."""
     values = [ExtractedValue(field_name=name, value_raw=value, value=value, confidence=1.0, page=page,

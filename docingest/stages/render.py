@@ -318,7 +318,7 @@ def open_document(
         return ImageFileDocument(source.path, source.media_type, limits)
     suffix = Path(source.path).suffix or "(no extension)"
     raise UnsupportedFileType(
-        f"unsupported file type {suffix}: not a PDF, PNG, JPEG, TIFF, WEBP or GIF by its content"
+        f"unsupported file type {suffix}: not a PDF, PNG, JPEG, TIFF, WEBP, GIF or CII e-invoice XML by its content"
     )
 
 
