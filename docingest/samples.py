@@ -481,3 +481,48 @@ def attach_xml(pdf: Path, xml: bytes, name: str = "factur-x.xml") -> None:
     finally:
         doc.close()
     tmp.replace(pdf)
+
+
+XRECHNUNG_UBL = "urn:cen.eu:en16931:2017#compliant#urn:xeinkauf.de:kosit:xrechnung_3.0"
+
+
+def invoice_ubl(spec: InvoiceSpec, credit_note: bool = False, customization: str = XRECHNUNG_UBL) -> bytes:
+    """The OASIS UBL 2.1 XML (XRechnung) of ``spec``, as an invoice or a credit note."""
+    from xml.sax.saxutils import escape
+
+    root, line, qty = ("CreditNote", "CreditNoteLine", "CreditedQuantity") if credit_note else (
+        "Invoice", "InvoiceLine", "InvoicedQuantity")
+    type_tag, type_code = ("CreditNoteTypeCode", "381") if credit_note else ("InvoiceTypeCode", "380")
+    lines = "".join(f"""
+  <cac:{line}><cbc:ID>{n}</cbc:ID><cbc:{qty} unitCode="C62">{item.quantity}</cbc:{qty}>
+    <cbc:LineExtensionAmount currencyID="{spec.currency}">{item.amount:.2f}</cbc:LineExtensionAmount>
+    <cac:Item><cbc:Name>{escape(item.description)}</cbc:Name></cac:Item>
+    <cac:Price><cbc:PriceAmount currencyID="{spec.currency}">{item.unit_price:.2f}</cbc:PriceAmount></cac:Price>
+  </cac:{line}>""" for n, item in enumerate(spec.items, 1))
+    c = spec.currency
+    return f"""<?xml version="1.0" encoding="UTF-8"?>
+<{root} xmlns="urn:oasis:names:specification:ubl:schema:xsd:{root}-2"
+  xmlns:cac="urn:oasis:names:specification:ubl:schema:xsd:CommonAggregateComponents-2"
+  xmlns:cbc="urn:oasis:names:specification:ubl:schema:xsd:CommonBasicComponents-2">
+  <cbc:CustomizationID>{customization}</cbc:CustomizationID>
+  <cbc:ID>{escape(spec.invoice_number)}</cbc:ID>
+  <cbc:IssueDate>{spec.invoice_date}</cbc:IssueDate>
+  <cbc:DueDate>{spec.due_date}</cbc:DueDate>
+  <cbc:{type_tag}>{type_code}</cbc:{type_tag}>
+  <cbc:DocumentCurrencyCode>{c}</cbc:DocumentCurrencyCode>
+  <cac:AccountingSupplierParty><cac:Party>
+    <cac:PostalAddress><cbc:StreetName>{escape(spec.vendor_address[0])}</cbc:StreetName><cbc:CityName>{escape(spec.vendor_address[-1])}</cbc:CityName><cac:Country><cbc:IdentificationCode>US</cbc:IdentificationCode></cac:Country></cac:PostalAddress>
+    <cac:PartyLegalEntity><cbc:RegistrationName>{escape(spec.vendor_name)}</cbc:RegistrationName></cac:PartyLegalEntity>
+  </cac:Party></cac:AccountingSupplierParty>
+  <cac:AccountingCustomerParty><cac:Party>
+    <cac:PartyLegalEntity><cbc:RegistrationName>{escape(spec.customer_name)}</cbc:RegistrationName></cac:PartyLegalEntity>
+  </cac:Party></cac:AccountingCustomerParty>
+  <cac:TaxTotal><cbc:TaxAmount currencyID="{c}">{spec.tax:.2f}</cbc:TaxAmount></cac:TaxTotal>
+  <cac:LegalMonetaryTotal>
+    <cbc:LineExtensionAmount currencyID="{c}">{spec.subtotal:.2f}</cbc:LineExtensionAmount>
+    <cbc:TaxExclusiveAmount currencyID="{c}">{spec.subtotal:.2f}</cbc:TaxExclusiveAmount>
+    <cbc:TaxInclusiveAmount currencyID="{c}">{spec.total:.2f}</cbc:TaxInclusiveAmount>
+    <cbc:PayableAmount currencyID="{c}">{spec.total:.2f}</cbc:PayableAmount>
+  </cac:LegalMonetaryTotal>{lines}
+</{root}>
+""".encode("utf-8")

@@ -11,7 +11,7 @@ import pytest
 
 from docingest.config import Settings
 from docingest.pipeline import process_document
-from docingest.samples import INVOICES, _invoice_pdf, attach_xml, invoice_cii
+from docingest.samples import INVOICES, _invoice_pdf, attach_xml, invoice_cii, invoice_ubl
 from docingest.stages.discover import discover
 from docingest.stages.e_invoice import MAX_XML_BYTES, EInvoiceError, parse_e_invoice
 from docingest.schemas.records import Status
@@ -73,7 +73,7 @@ LAUGHS = b"""<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">""" + b"".j
     (XXE, "refused"),
     (LAUGHS, "refused"),
     (invoice_cii(SPEC, guideline="urn:example:made-up-profile"), "unknown e-invoice profile"),
-    (b"<Invoice xmlns='urn:example'/>", "not a CII invoice"),
+    (b"<Invoice xmlns='urn:example'/>", "not a CII or UBL invoice"),
     (b"<" * (MAX_XML_BYTES + 1), "more than"),
 ])
 def test_unusable_xml_is_a_warning_and_the_page_is_read(tmp_path, engines, xml, why):
@@ -106,3 +106,22 @@ def test_an_xml_e_invoice_on_its_own_is_read_and_a_bad_one_fails_alone(tmp_path,
     bad.write_bytes(LAUGHS.replace(b"<lolz>", b"<lolz><!-- CrossIndustryInvoice -->"))
     result = _process(bad, engines)
     assert result.status == Status.FAILED and [e.kind for e in result.errors] == ["e_invoice_unreadable"]
+
+
+@pytest.mark.parametrize("credit_note", [False, True], ids=["invoice", "credit-note"])
+def test_a_ubl_xrechnung_is_read_field_for_field(tmp_path, engines, credit_note):
+    path = tmp_path / "xrechnung-ubl.xml"
+    path.write_bytes(invoice_ubl(SPEC, credit_note=credit_note))
+    result = _process(path, engines)
+    assert result.e_invoice.syntax == "UBL" and result.e_invoice.profile == "XRECHNUNG"
+    assert result.e_invoice.type_code == ("381" if credit_note else "380")
+    assert result.extraction.credit_note is credit_note
+    values = {v.field_name: v.value for v in result.extraction.values}
+    assert values == {"invoice_number": SPEC.invoice_number, "invoice_date": SPEC.invoice_date,
+                      "due_date": SPEC.due_date, "vendor_name": SPEC.vendor_name,
+                      "vendor_address": f"{SPEC.vendor_address[0]}, {SPEC.vendor_address[-1]}, US",
+                      "customer_name": SPEC.customer_name, "currency": SPEC.currency,
+                      "subtotal": f"{SPEC.subtotal:.2f}", "tax": f"{SPEC.tax:.2f}", "total": f"{SPEC.total:.2f}"}
+    assert [(li.description, li.quantity, li.unit_price, li.amount) for li in result.extraction.line_items] == [
+        (i.description, str(i.quantity), f"{i.unit_price:.2f}", f"{i.amount:.2f}") for i in SPEC.items]
+    assert all(v.method.startswith("ubl:") for v in result.extraction.values)

@@ -32,9 +32,10 @@ _DEFAULT_MAX_BYTES = 200 * 1024 * 1024
 # for what it is, and an unknown file is reported rather than guessed at.
 MEDIA_TYPES = {
     "application/pdf", "image/png", "image/jpeg", "image/tiff", "image/webp", "image/gif",
-    "application/xml",  # a CII e-invoice (XRechnung / Factur-X XML) on its own
+    "application/xml",  # an e-invoice (XRechnung / Factur-X / Peppol; CII or UBL) on its own
 }
-_CII_ROOT = b"CrossIndustryInvoice"
+_E_INVOICE_ROOTS = (b"CrossIndustryInvoice", b"urn:oasis:names:specification:ubl:schema:xsd:Invoice-2",
+                    b"urn:oasis:names:specification:ubl:schema:xsd:CreditNote-2")
 
 
 def sniff_media_type(head: bytes) -> str | None:
@@ -52,7 +53,7 @@ def sniff_media_type(head: bytes) -> str | None:
         return "image/gif"
     if head.startswith(b"%PDF") or b"%PDF-" in head[:1024]:
         return "application/pdf"
-    if head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"<") and _CII_ROOT in head:
+    if head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"<") and any(r in head for r in _E_INVOICE_ROOTS):
         return "application/xml"  # only an e-invoice: other XML is not a document we read
     return None
 

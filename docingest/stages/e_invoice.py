@@ -1,4 +1,5 @@
-"""E-invoices read natively: the invoice XML a ZUGFeRD / Factur-X PDF carries (UN/CEFACT CII).
+"""E-invoices read natively: the invoice XML a ZUGFeRD / Factur-X PDF carries (UN/CEFACT CII),
+and XRechnung / Peppol XML on its own (CII or OASIS UBL).
 
 A hybrid e-invoice is a PDF with its invoice as an embedded XML file (``factur-x.xml``,
 ``zugferd-invoice.xml``, ``xrechnung.xml``). The XML gives every field exactly, with the line
@@ -30,7 +31,13 @@ _NS = {
     "rsm": "urn:un:unece:uncefact:data:standard:CrossIndustryInvoice:100",
     "ram": "urn:un:unece:uncefact:data:standard:ReusableAggregateBusinessInformationEntity:100",
     "udt": "urn:un:unece:uncefact:data:standard:UnqualifiedDataType:100",
+    "cbc": "urn:oasis:names:specification:ubl:schema:xsd:CommonBasicComponents-2",
+    "cac": "urn:oasis:names:specification:ubl:schema:xsd:CommonAggregateComponents-2",
 }
+UBL_ROOTS = {"urn:oasis:names:specification:ubl:schema:xsd:Invoice-2": ("Invoice", "InvoiceLine", "InvoicedQuantity",
+                                                                      "InvoiceTypeCode"),
+             "urn:oasis:names:specification:ubl:schema:xsd:CreditNote-2": ("CreditNote", "CreditNoteLine",
+                                                                         "CreditedQuantity", "CreditNoteTypeCode")}
 # Guideline ids (BT-24) -> profile names.
 _PROFILES = [
     ("xrechnung", "XRECHNUNG"), ("extended", "EXTENDED"), ("en16931", "EN16931"), ("comfort", "EN16931"),
@@ -44,7 +51,7 @@ class EInvoiceError(ValueError):
 
 @dataclass
 class EInvoice:
-    syntax: str  # "CII"
+    syntax: str  # "CII" or "UBL"
     profile: str
     guideline: str
     type_code: str
@@ -57,7 +64,7 @@ class EInvoice:
 
 
 def parse_e_invoice(data: bytes) -> EInvoice:
-    """The invoice in ``data`` (CII XML). Raises EInvoiceError."""
+    """The invoice in ``data`` (CII or UBL XML). Raises EInvoiceError."""
     import defusedxml.ElementTree as safe_xml
     from defusedxml import DefusedXmlException
 
@@ -69,9 +76,12 @@ def parse_e_invoice(data: bytes) -> EInvoice:
         raise EInvoiceError(f"e-invoice XML refused: {type(exc).__name__}") from exc
     except Exception as exc:  # ParseError and its kin: malformed XML
         raise EInvoiceError(f"e-invoice XML is malformed: {exc}") from exc
-    if root.tag != f"{{{_NS['rsm']}}}CrossIndustryInvoice":
-        raise EInvoiceError(f"not a CII invoice (root element {root.tag[:80]})")
-    return _cii(root)
+    if root.tag == f"{{{_NS['rsm']}}}CrossIndustryInvoice":
+        return _cii(root)
+    namespace, _, local = root.tag[1:].partition("}") if root.tag.startswith("{") else ("", "", root.tag)
+    if namespace in UBL_ROOTS and local == UBL_ROOTS[namespace][0]:
+        return _ubl(root, *UBL_ROOTS[namespace][1:], credit_note=local == "CreditNote")
+    raise EInvoiceError(f"not a CII or UBL invoice (root element {root.tag[:80]})")
 
 
 def _text(node, path: str) -> str | None:
@@ -101,9 +111,7 @@ def _date(text: str | None) -> str | None:
 
 def _cii(root) -> EInvoice:
     guideline = _text(root, "rsm:ExchangedDocumentContext/ram:GuidelineSpecifiedDocumentContextParameter/ram:ID") or ""
-    profile = next((name for key, name in _PROFILES if key in guideline.lower()), None)
-    if profile is None:
-        raise EInvoiceError(f"unknown e-invoice profile {guideline[:120]!r}")
+    profile = _profile(guideline)
     doc = "rsm:ExchangedDocument"
     trade = "rsm:SupplyChainTradeTransaction"
     agreement = f"{trade}/ram:ApplicableHeaderTradeAgreement"
@@ -139,6 +147,65 @@ def _cii(root) -> EInvoice:
     if not {"invoice_number", "total"} <= set(invoice.values):
         raise EInvoiceError("the e-invoice XML has no invoice number or no grand total")
     return invoice
+
+
+def _profile(guideline: str) -> str:
+    profile = next((name for key, name in _PROFILES if key in guideline.lower()), None)
+    if profile is None:
+        raise EInvoiceError(f"unknown e-invoice profile {guideline[:120]!r}")
+    return profile
+
+
+def _ubl(root, line_tag: str, quantity_tag: str, type_tag: str, credit_note: bool) -> EInvoice:
+    """OASIS UBL 2.1 (XRechnung, Peppol BIS): the same fields from their UBL elements."""
+    guideline = _text(root, "cbc:CustomizationID") or ""
+    supplier = "cac:AccountingSupplierParty/cac:Party"
+    customer = "cac:AccountingCustomerParty/cac:Party"
+    totals = "cac:LegalMonetaryTotal"
+
+    def name(party: str) -> str | None:
+        return _text(root, f"{party}/cac:PartyLegalEntity/cbc:RegistrationName") or _text(root, f"{party}/cac:PartyName/cbc:Name")
+
+    def iso(text: str | None) -> str | None:
+        return text if text and re.fullmatch(r"\d{4}-\d{2}-\d{2}", text) else None
+
+    found: dict[str, tuple[str | None, str]] = {
+        "invoice_number": (_text(root, "cbc:ID"), "ID"),
+        "invoice_date": (iso(_text(root, "cbc:IssueDate")), "IssueDate"),
+        "due_date": (iso(_text(root, "cbc:DueDate") or _text(root, "cac:PaymentMeans/cbc:PaymentDueDate")), "DueDate"),
+        "vendor_name": (name(supplier), "AccountingSupplierParty/Party"),
+        "vendor_address": (_ubl_address(root.find(f"{supplier}/cac:PostalAddress", _NS)),
+                           "AccountingSupplierParty/Party/PostalAddress"),
+        "customer_name": (name(customer), "AccountingCustomerParty/Party"),
+        "currency": (_text(root, "cbc:DocumentCurrencyCode"), "DocumentCurrencyCode"),
+        "subtotal": (_amount(_text(root, f"{totals}/cbc:TaxExclusiveAmount")), "LegalMonetaryTotal/TaxExclusiveAmount"),
+        "tax": (_amount(_text(root, "cac:TaxTotal/cbc:TaxAmount")), "TaxTotal/TaxAmount"),
+        "total": (_amount(_text(root, f"{totals}/cbc:TaxInclusiveAmount") or _text(root, f"{totals}/cbc:PayableAmount")),
+                  "LegalMonetaryTotal/TaxInclusiveAmount"),
+    }
+    invoice = EInvoice(syntax="UBL", profile=_profile(guideline), guideline=guideline,
+                       type_code=_text(root, f"cbc:{type_tag}") or ("381" if credit_note else "380"),
+                       values={k: (v, path) for k, (v, path) in found.items() if v})
+    if credit_note:
+        invoice.type_code = invoice.type_code if invoice.type_code in CREDIT_NOTE_CODES else "381"
+    for n, item in enumerate(root.findall(f"cac:{line_tag}", _NS), 1):
+        invoice.line_items.append(LineItem(
+            line_no=n, description=_text(item, "cac:Item/cbc:Name"),
+            quantity=_quantity(_text(item, f"cbc:{quantity_tag}")),
+            unit_price=_amount(_text(item, "cac:Price/cbc:PriceAmount")),
+            amount=_amount(_text(item, "cbc:LineExtensionAmount")), confidence=1.0))
+    if not {"invoice_number", "total"} <= set(invoice.values):
+        raise EInvoiceError("the e-invoice XML has no invoice number or no total")
+    return invoice
+
+
+def _ubl_address(node) -> str | None:
+    if node is None:
+        return None
+    city = " ".join(p for p in (_text(node, "cbc:PostalZone"), _text(node, "cbc:CityName")) if p)
+    parts = [_text(node, "cbc:StreetName"), _text(node, "cbc:AdditionalStreetName"), city,
+             _text(node, "cac:Country/cbc:IdentificationCode")]
+    return ", ".join(p for p in parts if p) or None
 
 
 def _quantity(text: str | None) -> str | None:
@@ -183,7 +250,7 @@ def as_extraction(invoice: EInvoice, page: int | None = 1) -> Extraction:
     """The XML as the document's extraction: every value exact, ``source = e_invoice`` and the
     XML path as its method."""
     values = [ExtractedValue(field_name=name, value_raw=value, value=value, confidence=1.0, page=page,
-                             grounded=True, source=TextSource.E_INVOICE, method=f"cii:{path}")
+                             grounded=True, source=TextSource.E_INVOICE, method=f"{invoice.syntax.lower()}:{path}")
               for name, (value, path) in invoice.values.items()]
     return Extraction(doc_type=DocType.INVOICE, values=values, line_items=list(invoice.line_items),
                       credit_note=invoice.credit_note)
