@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import shutil
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -326,6 +327,20 @@ INVOICES = [
         [Item("Process review workshop", 2, Decimal("1250.00")), Item("Travel expenses", 1, Decimal("312.40"))],
     ),
 ]
+# E-invoices: a ZUGFeRD / Factur-X hybrid (a printed invoice with its CII XML embedded) and an
+# XRechnung that is only XML (UBL).
+E_INVOICES = [
+    InvoiceSpec(
+        "einvoice-de-004-zugferd", "de", "Nordwind Bürobedarf GmbH", ["Speicherstraße 9", "20457 Hamburg"],
+        "Praxis Dr. Lange", "RE-2025-1187", "2025-06-02", "2025-06-16", "EUR", Decimal("0.19"),
+        [Item("Kopierpapier A4, 5 Pakete", 6, Decimal("21.40")), Item("Ordner breit", 12, Decimal("3.15"))],
+    ),
+    InvoiceSpec(
+        "einvoice-de-005-xrechnung", "de", "Stadtwerke Lindenau GmbH", ["Am Wasserwerk 3", "04177 Leipzig"],
+        "Gemeinde Markkleeberg", "SWL-2025-30412", "2025-07-01", "2025-07-31", "EUR", Decimal("0.19"),
+        [Item("Wartung Pumpstation Q2", 1, Decimal("1840.00")), Item("Anfahrt", 2, Decimal("45.00"))],
+    ),
+]
 RECEIPTS = [
     InvoiceSpec(
         "receipt-001", "en", "KEDAI RUNCIT SRI MAJU SDN BHD", ["NO 12 JALAN BESAR", "43000 KAJANG SELANGOR"],
@@ -408,6 +423,18 @@ def generate_samples(out: Path) -> list[Path]:
     _truncated_pdf(docs / "digital" / "invoice-en-001.pdf", docs / "inbox" / "upload-corrupt.pdf")
     written.append(docs / "inbox" / "upload-corrupt.pdf")
 
+    (docs / "e-invoices").mkdir()
+    hybrid_spec, xml_spec = E_INVOICES
+    hybrid = docs / "e-invoices" / f"{hybrid_spec.stem}.pdf"
+    _invoice_pdf(hybrid_spec, hybrid)
+    attach_xml(hybrid, invoice_cii(hybrid_spec))
+    label(hybrid, "invoice", _financial_label(hybrid_spec, "invoice"),
+          "ZUGFeRD / Factur-X hybrid: printed invoice with its CII XML embedded",
+          line_items=_line_items_label(hybrid_spec))
+    xrechnung = docs / "e-invoices" / f"{xml_spec.stem}.xml"
+    xrechnung.write_bytes(invoice_ubl(xml_spec))
+    label(xrechnung, "invoice", _financial_label(xml_spec, "invoice"), "XRechnung (UBL XML only)",
+          line_items=_line_items_label(xml_spec))
     with (out / "labels.jsonl").open("w", encoding="utf-8") as fh:
         for entry in labels:
             fh.write(json.dumps(entry, ensure_ascii=False) + "\n")
@@ -480,6 +507,11 @@ def attach_xml(pdf: Path, xml: bytes, name: str = "factur-x.xml") -> None:
         doc.save(str(tmp))
     finally:
         doc.close()
+    # PDFium stamps the attachment with the time and the file with a random second ID: fixed,
+    # at the same length (the cross-reference offsets stay right), so samples stay reproducible.
+    data = re.sub(rb"CreationDate\(D:\d{14}", b"CreationDate(D:20250101000000", tmp.read_bytes())
+    data = re.sub(rb"/ID\[<([0-9A-F]+)><[0-9A-F]+>\]", lambda m: b"/ID[<%s><%s>]" % (m[1], m[1]), data)
+    tmp.write_bytes(data)
     tmp.replace(pdf)
 
 
