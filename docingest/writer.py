@@ -63,6 +63,7 @@ def rows_for(results: Iterable[DocumentResult], run_id: str, processing_key: str
             "reliability_n": r.reliability.n if r.reliability else None,
             "reliability_lower_bound": r.reliability.lower_bound if r.reliability else None,
             "e_invoice_profile": r.e_invoice.profile if r.e_invoice else None,
+            "e_invoice_guideline": r.e_invoice.guideline if r.e_invoice else None,
             "e_invoice_type_code": r.e_invoice.type_code if r.e_invoice else None,
             "line_items_sum": _dec(r.extraction.line_items_sum) if r.extraction else None,
             "vlm_requests": r.vlm_usage.requests, "vlm_cache_hits": r.vlm_usage.cache_hits,

@@ -16,7 +16,7 @@ import pyarrow as pa
 # 9: + documents.reliability_kind, reliability_n, reliability_lower_bound (additive): what an
 #    acceptance rested on (routing accepts on the lower bound, not a point estimate);
 #    + fields.evidence (additive): whole_token / partial_token, repeated, reconciles, line_items_sum;
-#    + documents.e_invoice_profile, e_invoice_type_code (additive): read from an embedded e-invoice XML.
+#    + documents.e_invoice_profile, e_invoice_guideline, e_invoice_type_code (additive): read from an embedded e-invoice XML.
 CONTRACT_VERSION = "9"
 
 _TS = pa.timestamp("us", tz="UTC")
@@ -55,6 +55,7 @@ TABLES: dict[str, pa.Schema] = {
         # Read from the invoice XML embedded in the PDF (ZUGFeRD / Factur-X): its profile
         # (MINIMUM ... EXTENDED, XRECHNUNG) and document type code (381 credit note, 384 corrected).
         ("e_invoice_profile", pa.string()),
+        ("e_invoice_guideline", pa.string()),  # the XML's guideline / customization id: its version
         ("e_invoice_type_code", pa.string()),
         # The items' own sum as printed ("Positionssumme"), which the line items add up to; before
         # document-level charges and discounts, so it may differ from the subtotal.

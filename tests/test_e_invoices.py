@@ -44,6 +44,11 @@ def test_every_field_and_line_item_is_the_xmls(tmp_path, engines):
         (i.description, str(i.quantity), f"{i.unit_price:.2f}", f"{i.amount:.2f}") for i in SPEC.items]
     # The XML agrees with its page and passes the rules: accepted on that evidence.
     assert result.status == Status.ACCEPTED, result.review_reasons
+    from docingest.writer import rows_for
+
+    row = rows_for([result], "run")["documents"][0]
+    assert (row["e_invoice_profile"], row["e_invoice_guideline"], row["e_invoice_type_code"]) == (
+        "EN16931", "urn:cen.eu:en16931:2017", "380")
 
 
 def test_an_xml_total_the_page_does_not_print_goes_to_review(tmp_path, engines):
