@@ -475,7 +475,7 @@ def invoice_cii(spec: InvoiceSpec, type_code: str = "380", total: Decimal | None
   <rsm:SupplyChainTradeTransaction>{items}
     <ram:ApplicableHeaderTradeAgreement>
       <ram:SellerTradeParty><ram:Name>{escape(spec.vendor_name)}</ram:Name>
-        <ram:PostalTradeAddress><ram:LineOne>{escape(street)}</ram:LineOne><ram:CityName>{escape(city)}</ram:CityName><ram:CountryID>US</ram:CountryID></ram:PostalTradeAddress>
+        <ram:PostalTradeAddress><ram:LineOne>{escape(street)}</ram:LineOne><ram:CityName>{escape(city)}</ram:CityName></ram:PostalTradeAddress>
       </ram:SellerTradeParty>
       <ram:BuyerTradeParty><ram:Name>{escape(spec.customer_name)}</ram:Name></ram:BuyerTradeParty>
     </ram:ApplicableHeaderTradeAgreement>
@@ -543,7 +543,7 @@ def invoice_ubl(spec: InvoiceSpec, credit_note: bool = False, customization: str
   <cbc:{type_tag}>{type_code}</cbc:{type_tag}>
   <cbc:DocumentCurrencyCode>{c}</cbc:DocumentCurrencyCode>
   <cac:AccountingSupplierParty><cac:Party>
-    <cac:PostalAddress><cbc:StreetName>{escape(spec.vendor_address[0])}</cbc:StreetName><cbc:CityName>{escape(spec.vendor_address[-1])}</cbc:CityName><cac:Country><cbc:IdentificationCode>US</cbc:IdentificationCode></cac:Country></cac:PostalAddress>
+    <cac:PostalAddress><cbc:StreetName>{escape(spec.vendor_address[0])}</cbc:StreetName><cbc:CityName>{escape(spec.vendor_address[-1])}</cbc:CityName></cac:PostalAddress>
     <cac:PartyLegalEntity><cbc:RegistrationName>{escape(spec.vendor_name)}</cbc:RegistrationName></cac:PartyLegalEntity>
   </cac:Party></cac:AccountingSupplierParty>
   <cac:AccountingCustomerParty><cac:Party>

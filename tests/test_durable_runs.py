@@ -77,7 +77,7 @@ def reference(tmp_path_factory, inbox, cli_env) -> tuple[Path, dict]:
     code, output = finish(start_run(inbox, out, cli_env, "--workers", "2"))
     assert code == 0, output
     manifest = latest_manifest(out)
-    assert manifest["documents"] == {"processed": 13, "reused": 0}
+    assert manifest["documents"] == {"processed": 15, "reused": 0}
     return out, snapshot(out, manifest["run_id"])
 
 
@@ -96,7 +96,7 @@ def test_a_run_killed_while_processing_loses_only_documents_in_flight_and_resume
     assert code == 0, output
     manifest = latest_manifest(out)
     # The finished documents were not processed again.
-    assert manifest["documents"]["reused"] >= finished and sum(manifest["documents"].values()) == 13
+    assert manifest["documents"]["reused"] >= finished and sum(manifest["documents"].values()) == 15
     assert snapshot(out, manifest["run_id"]) == reference[1]
 
 
@@ -110,13 +110,13 @@ def test_a_run_killed_while_writing_its_tables_publishes_nothing_and_the_rerun_e
     assert list(staging.glob("*/documents.parquet")), "the kill came after the run was published"
     assert published_run_dirs(out) == [] and not (out / "runs").exists()
     assert not (out / "quarantine").exists()
-    assert len(stored_results(out)) == 13
+    assert len(stored_results(out)) == 15
 
     code, output = finish(start_run(inbox, out, cli_env, "--workers", "2"))
     assert code == 0, output
     assert "recovered: removed the staging folder of unfinished run" in output
     manifest = latest_manifest(out)
-    assert manifest["documents"] == {"processed": 0, "reused": 13}
+    assert manifest["documents"] == {"processed": 0, "reused": 15}
     assert manifest["all_inputs_accounted_for"] is True
     assert len(published_run_dirs(out)) == 1 and not any(staging.iterdir())
     assert not [p for p in out.rglob(".*.tmp")]
@@ -129,9 +129,9 @@ def test_the_same_folder_again_processes_nothing_and_publishes_the_same(referenc
     out, first = reference
     code, output = finish(start_run(inbox, out, cli_env, "--workers", "2"))
     assert code == 0, output
-    assert "0 processed, 13 reused" in output
+    assert "0 processed, 15 reused" in output
     manifest = latest_manifest(out)
-    assert manifest["documents"] == {"processed": 0, "reused": 13}
+    assert manifest["documents"] == {"processed": 0, "reused": 15}
     again = snapshot(out, manifest["run_id"])
     assert again == first
     # No document became a duplicate of itself, nor of any other copy of it published earlier.

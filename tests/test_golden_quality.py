@@ -48,9 +48,10 @@ def scores(golden):
 def test_line_items_do_not_drop(golden):
     labels, rows, base = golden
     items = score_line_items(labels, rows["documents"], rows["line_items"], base)["overall"]
-    # 9 labelled documents. OCR misreads one amount of the German scan ("99,50" as "90,00"), so
-    # its rows add up to no printed sum and are withheld: nothing wrong is delivered.
-    assert items["documents"] == 9 and items["exact"] >= 8 and items["fp"] == 0, items
+    # 11 labelled documents (2 e-invoices, read from their XML). OCR misreads one amount of the
+    # German scan ("99,50" as "90,00"), so its rows add up to no printed sum and are withheld:
+    # nothing wrong is delivered.
+    assert items["documents"] == 11 and items["exact"] >= 10 and items["fp"] == 0, items
     assert items["f1"] >= LINE_ITEM_F1_FLOOR, items
 
 

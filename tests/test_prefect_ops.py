@@ -145,7 +145,7 @@ def test_the_dask_runner_publishes_what_the_thread_runner_does(tmp_path, samples
     for runner in (RunnerName.THREAD, RunnerName.DASK):
         out = tmp_path / runner.value
         summary = run_ingest(inbox, out, Settings(workers=2, show_progress=False, runner=runner))
-        assert summary.published and summary.processed == 13
+        assert summary.published and summary.processed == 15
         manifest = latest_manifest(out)
         assert manifest["runner"] == runner.value
         tables[runner] = snapshot(out, manifest["run_id"])
