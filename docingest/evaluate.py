@@ -573,12 +573,11 @@ def run_evaluation(labels_path: Path, out: Path, settings: Settings, limit: int 
                 labels, documents, fields, base, run_table, settings.routing)).items()}
     report.out_of_sample = out_of_fold.scoreboard(labels, documents, fields, base, settings.routing)
     if fit_calibration is not None:
-        from docingest.stages.calibrate import fit_table, write_table
+        from docingest.stages.calibrate import write_table
 
-        table = fit_table(((o["field"], o["source"], o["confidence_raw"], o["right"], o["method"])
-                           for o in observations),
-                          fitted_on=f"{labels_path.name} ({len(labels)} documents, run {summary.run_id}); "
-                                    f"document counts out of fold ({out_of_fold.K_FOLDS}-fold)")
+        table = out_of_fold.fit(labels, documents, fields, base, settings.routing,
+                                fitted_on=f"{labels_path.name} ({len(labels)} documents, run {summary.run_id}); "
+                                          f"document counts out of fold ({out_of_fold.K_FOLDS}-fold)")
         # The counts routing bounds are measured out of fold: each document judged by field
         # buckets fitted without it.
         table.documents = out_of_fold.out_of_fold_documents(labels, documents, fields, base, settings.routing)

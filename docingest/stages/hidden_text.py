@@ -15,14 +15,14 @@ import re
 
 from docingest.stages.classify import classify_document
 from docingest.stages.extract import extract_fields
+from docingest.stages.legibility import EDGE_PUNCTUATION
 from docingest.schemas.records import Extraction, PageInfo, PageText
 
 _HAS_DIGIT = re.compile(r"\d")
-_EDGE = "\"'“”‘’«»()[]{}.,;:!?*•·"
 
 
 def _token(text: str) -> str:
-    return text.strip(_EDGE).casefold()
+    return text.strip(EDGE_PUNCTUATION).casefold()
 
 
 def hidden_text_reasons(pages: list[PageText], infos: list[PageInfo], extraction: Extraction) -> list[str]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-_EDGE = "\"'“”‘’«»()[]{}.,;:!?*•·"
+EDGE_PUNCTUATION = "\"'“”‘’«»()[]{}.,;:!?*•·"
 _SEPARATORS = re.compile(r"[-/.,:;&'’()+#%$€£=_]+")
 # "3rd", "7:48AM", "8a", "563-2974x": a number with a short unit or ordinal.
 _NUMBER_WITH_SUFFIX = re.compile(r"\d+(?:st|nd|rd|th|am|pm|a|p|x|h|m|s|k)", re.IGNORECASE)
@@ -31,7 +31,7 @@ def _piece_is_legible(piece: str) -> bool:
 
 def is_legible(token: str) -> bool | None:
     """True / False for a word, None for punctuation alone (it says nothing either way)."""
-    core = token.strip(_EDGE)
+    core = token.strip(EDGE_PUNCTUATION)
     if not any(c.isalnum() for c in core):
         return None
     pieces = [p for p in _SEPARATORS.split(core) if p]

@@ -38,7 +38,27 @@ def _quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-class DuckDBWarehouse:
+class _SqlWarehouse:
+    """What both backends spell the same: the information schema and list column types."""
+
+    schema: str
+    _double = "DOUBLE"
+
+    def query(self, sql: str, params: tuple | list = ()) -> list[tuple]:
+        raise NotImplementedError
+
+    def existing_columns(self, table):
+        rows = self.query("SELECT column_name, data_type FROM information_schema.columns "
+                          "WHERE table_schema = ? AND table_name = ?", (self.schema, table))
+        return {name: kind for name, kind in rows}
+
+    def sql_type(self, t):
+        if pa.types.is_list(t) or pa.types.is_fixed_size_list(t):
+            return self.sql_type(t.value_type) + "[]"
+        return _scalar_type(t, timestamp="TIMESTAMP WITH TIME ZONE", double=self._double, real="REAL")
+
+
+class DuckDBWarehouse(_SqlWarehouse):
     """A DuckDB file. One writer at a time (DuckDB locks the file)."""
 
     def __init__(self, path: Path, schema: str):
@@ -69,16 +89,6 @@ class DuckDBWarehouse:
         finally:
             self.con.unregister("_docingest_rows")
 
-    def existing_columns(self, table):
-        rows = self.query("SELECT column_name, data_type FROM information_schema.columns "
-                          "WHERE table_schema = ? AND table_name = ?", (self.schema, table))
-        return {name: kind for name, kind in rows}
-
-    def sql_type(self, t):
-        if pa.types.is_list(t) or pa.types.is_fixed_size_list(t):
-            return self.sql_type(t.value_type) + "[]"
-        return _scalar_type(t, timestamp="TIMESTAMP WITH TIME ZONE", double="DOUBLE", real="REAL")
-
     def try_decimal(self, expr):
         return f"TRY_CAST({expr} AS DECIMAL(20, 6))"
 
@@ -102,7 +112,9 @@ class DuckDBWarehouse:
         self.con.close()
 
 
-class PostgresWarehouse:
+class PostgresWarehouse(_SqlWarehouse):
+    _double = "DOUBLE PRECISION"
+
     def __init__(self, url: str, schema: str):
         import psycopg
 
@@ -133,16 +145,6 @@ class PostgresWarehouse:
         with self.con.cursor().copy(f"COPY {_quote(self.schema)}.{_quote(table)} ({columns}) FROM STDIN") as copy:
             for row in rows.to_pylist():
                 copy.write_row([row[c] for c in rows.column_names])
-
-    def existing_columns(self, table):
-        rows = self.query("SELECT column_name, data_type FROM information_schema.columns "
-                          "WHERE table_schema = ? AND table_name = ?", (self.schema, table))
-        return {name: kind for name, kind in rows}
-
-    def sql_type(self, t):
-        if pa.types.is_list(t) or pa.types.is_fixed_size_list(t):
-            return self.sql_type(t.value_type) + "[]"
-        return _scalar_type(t, timestamp="TIMESTAMP WITH TIME ZONE", double="DOUBLE PRECISION", real="REAL")
 
     def try_decimal(self, expr):
         return f"(CASE WHEN {expr} ~ '^-?[0-9]+(\\.[0-9]+)?$' THEN CAST({expr} AS NUMERIC(20, 6)) END)"
