@@ -89,11 +89,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from docingest.outdir import OutputLock
 
     # Taken before Prefect starts: a second run into the same OUT is refused at once (exit 2).
-    with OutputLock(out):
+    with OutputLock(out), _prefect_api(preload_gate=settings.gate.enabled):
         from docingest.flows.ingest import run_ingest
-        from docingest.prefect_server import die_with_this_process
-
-        die_with_this_process()  # a killed run leaves no ephemeral Prefect server behind
 
         summary = run_ingest(source, out, settings, reprocess=args.reprocess,
                              load_to=args.load_to, load_schema=args.schema)
@@ -104,6 +101,25 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not summary.published:
         return 3
     return 4 if summary.load_error else 0
+
+
+def _prefect_api(preload_gate: bool = False):
+    """The Prefect API for this command: unless one is configured, an ephemeral server
+    started now, before Prefect is imported, that boots on the other core while this process
+    imports the flow (and the batch gate's Great Expectations), and dies with this process
+    even on SIGKILL."""
+    from docingest.prefect_server import EarlyServer, prefect_api
+
+    early = EarlyServer.start()
+    import docingest.flows.ingest  # noqa: F401  (while the server boots)
+
+    def preload() -> None:
+        if preload_gate:
+            from docingest.stages.gate import preload as preload_gx
+
+            preload_gx()
+
+    return prefect_api(early, while_starting=preload)
 
 
 def cmd_load(args: argparse.Namespace) -> int:
@@ -165,12 +181,14 @@ def _vlm_setup_problem(settings) -> str | None:
 
 
 def _print_summary(summary) -> None:
+    from docingest.progress import process_seconds
+
     for line in summary.recovered:
         print(f"recovered: {line}")
     counts = ", ".join(f"{k} {v}" for k, v in summary.counts.items())
     print(f"run {summary.run_id}: {summary.inputs} input files, {summary.documents} documents "
           f"({counts}); {summary.processed} processed, {summary.reused} reused from earlier runs; "
-          f"{summary.failures} failure rows; {summary.seconds:.1f}s")
+          f"{summary.failures} failure rows; {summary.seconds:.1f}s in the flow, {process_seconds():.1f}s in all")
     if summary.rejected_inputs:
         print(f"warning: {summary.rejected_inputs} inputs rejected for their own defects "
               "(corrupt, encrypted, empty, unsupported, too large): see the failures table")
@@ -196,9 +214,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if not labels.is_file():
         raise RunError(f"labels file {labels} not found")
     settings = _settings_from_args(args)
-    report = run_evaluation(labels, Path(args.out), settings, limit=args.limit,
-                            fit_calibration=Path(args.fit_calibration) if args.fit_calibration else None,
-                            source_sets=args.set or None, reprocess=args.reprocess)
+    with _prefect_api(preload_gate=settings.gate.enabled):
+        report = run_evaluation(labels, Path(args.out), settings, limit=args.limit,
+                                fit_calibration=Path(args.fit_calibration) if args.fit_calibration else None,
+                                source_sets=args.set or None, reprocess=args.reprocess)
     print(report.render_text())
     return 0
 
@@ -239,8 +258,9 @@ def cmd_apply_reviews(args: argparse.Namespace) -> int:
         raise RunError(f"no published tables in {out}: run `docingest run` first")
     from docingest.flows.apply_reviews import apply_reviews
 
-    summary = apply_reviews(out, load_settings({"show_progress": False}),
-                            labels=Path(args.export_labels) if args.export_labels else None)
+    with _prefect_api():
+        summary = apply_reviews(out, load_settings({"show_progress": False}),
+                                labels=Path(args.export_labels) if args.export_labels else None)
     counts = ", ".join(f"{k} {v}" for k, v in summary.counts.items())
     print(f"curated {summary.documents} documents with {summary.decisions} review decisions ({counts})")
     print(f"curated tables: {out / 'curated'}")
@@ -300,8 +320,10 @@ def build_parser() -> argparse.ArgumentParser:
                             "per page, the VLM only where local reading is weak (local without an endpoint)")
         p.add_argument("--vlm-model", help="model name at the OpenAI-compatible endpoint")
         p.add_argument("--budget-usd", type=float, help="stop sending VLM requests once this is spent")
-        p.add_argument("--runner", choices=["thread", "dask"],
-                       help="thread (default): a thread pool in this process; dask: Dask worker processes")
+        p.add_argument("--runner", choices=["auto", "thread", "process", "dask"],
+                       help="auto (default): worker processes for a local extraction of 8 or more documents, "
+                            "else threads; thread: a thread pool in this process; process: --workers worker "
+                            "processes; dask: Dask worker processes")
         p.add_argument("--dask-address", help="an existing Dask scheduler (tcp://host:8786) for --runner dask; "
                                               "default: a local cluster of --workers processes")
         p.add_argument("--follow-symlinks", action="store_true",

@@ -29,7 +29,9 @@ class ExtractorName(str, Enum):
 class RunnerName(str, Enum):
     """Where the per-document tasks run."""
 
+    AUTO = "auto"  # process for a local extraction of many documents, else thread (tasks/runners.py)
     THREAD = "thread"  # a thread pool in the flow's process
+    PROCESS = "process"  # `workers` worker processes on this machine (Prefect's process pool)
     DASK = "dask"  # Dask worker processes: a local cluster of `workers` processes, or dask_address
 
 
@@ -189,7 +191,7 @@ class Settings(BaseSettings):
     renderer: RendererName = RendererName.PYPDFIUM2
     ocr: OcrName = OcrName.RAPIDOCR
     workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1, le=64)
-    runner: RunnerName = RunnerName.THREAD
+    runner: RunnerName = RunnerName.AUTO
     # An existing Dask cluster's scheduler (tcp://host:8786) for runner dask; None: a local cluster.
     dask_address: str | None = None
     task_retries: int = Field(default=2, ge=0)

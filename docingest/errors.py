@@ -200,6 +200,13 @@ class VlmUnavailable(TransientError):
     stage, kind = Stage.EXTRACT, "vlm_unavailable"
 
 
+class WorkerCrashed(TransientError):
+    """The worker process reading the document died (a library's segfault, the OOM killer);
+    the documents it had in flight are retried in a new worker."""
+
+    stage, kind = Stage.RENDER, "worker_crashed"
+
+
 # -- run level (the run itself cannot proceed) ---------------------------------------------------
 class RunError(Exception):
     """Bad arguments, unreadable source, unwritable output: the CLI exits non-zero."""

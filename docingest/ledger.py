@@ -33,13 +33,14 @@ SCHEMA = pa.schema([
     ("page_count", pa.int32()),
     ("pages_by_strategy", pa.string()),  # JSON
     ("duration_ms", pa.float64()),
+    ("stage_ms", pa.string()),  # JSON
     ("vlm_usage", pa.string()),  # JSON
     ("budget_exhausted", pa.bool_()),
     ("reused", pa.bool_()),
     ("values", pa.string()),  # JSON: invoices and receipts only
     ("dup_key", pa.string()),  # vendor + invoice number as the duplicate check compares them
 ])
-_JSON = ("pages_by_strategy", "vlm_usage", "values")
+_JSON = ("pages_by_strategy", "stage_ms", "vlm_usage", "values")
 _CHUNK = 512
 
 
@@ -135,6 +136,10 @@ class RunLedger:
         for p in processed["pages_by_strategy"].to_pylist():
             for k, n in json.loads(p).items():
                 strategies[k] = strategies.get(k, 0) + n
+        stage_ms: dict[str, float] = {}
+        for p in processed["stage_ms"].to_pylist():
+            for k, ms in json.loads(p).items():
+                stage_ms[k] = stage_ms.get(k, 0.0) + ms
         return {
             "counts": {st.value: statuses.count(st.value) for st in Status},
             # Documents waiting for review per reason (without its measurements), most first.
@@ -146,6 +151,8 @@ class RunLedger:
             "failure_kinds": _counts(pc.list_flatten(t["error_kinds"])),
             "doc_types": _counts(t["doc_type"]),
             "document_seconds": round((pc.sum(processed["duration_ms"]).as_py() or 0) / 1000, 2),
+            # Summed over the processed documents (on several workers at once: more than the wall).
+            "stage_seconds": {k: round(ms / 1000, 2) for k, ms in stage_ms.items()},
             "vlm_usage": usage,
             "budget_exhausted": int(pc.sum(processed["budget_exhausted"]).as_py() or 0),
             "pages_by_strategy": dict(sorted(strategies.items())),

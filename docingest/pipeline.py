@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 
 from docingest.config import ExtractorName, Settings
 from docingest.engines.base import PageEngine
-from docingest.engines import TextLayerEngine, build_ocr_engine
+from docingest.engines import LazyOcrEngine, TextLayerEngine
 from docingest.engines.vlm import PageAnswer, VlmEngine, build_client
 from docingest.errors import BudgetExhausted, DocingestError, EInvoiceUnreadable, OcrPageLimit, TimeLimitExceeded
 from docingest.stages.calibrate import calibrate_extraction, document_reliability, load_table
@@ -65,10 +65,12 @@ class Engines:
     vlm: VlmEngine | None = None  # only when the extractor is vlm/auto and an endpoint is set
     calibration: CalibrationTable | None = None  # read once per run from settings.calibration_file
 
-def build_engines(settings: Settings) -> Engines:
-    """The engines a run's settings choose: the text layer, the OCR engine from its registry, the
-    calibration table, and the VLM engine with its client when the extractor needs one."""
-    engines = Engines(text_layer=TextLayerEngine(), ocr=build_ocr_engine(settings.ocr),
+def build_engines(settings: Settings, cpu_threads: int | None = None) -> Engines:
+    """The engines a run's settings choose: the text layer, the OCR engine from its registry
+    (built on the first page that needs OCR, with ``cpu_threads`` threads: this process's share
+    of the cores, None for all), the calibration table, and the VLM engine with its client when
+    the extractor needs one."""
+    engines = Engines(text_layer=TextLayerEngine(), ocr=LazyOcrEngine(settings.ocr, cpu_threads),
                       calibration=load_table(settings.calibration_file))
     if settings.effective_extractor() != ExtractorName.LOCAL:
         engines.vlm = VlmEngine.from_settings(settings, build_client(settings.vlm))
@@ -92,7 +94,9 @@ def process_document(source: SourceDocument, settings: Settings, engines: Engine
             calibrate_extraction(result.extraction, engines.calibration)
             result.rule_results = apply_rules(result.extraction, settings.routing, datetime.now(timezone.utc).date())
         elif pages:
+            lap = _Laps(result.stage_ms)
             result.classification = classify_document(pages, result.pages)
+            lap("classify")
             result.extraction = extract_fields(pages, result.classification.doc_type)
             notes += hidden_text_reasons(pages, result.pages, result.extraction)
             if not (attached and _read_e_invoice(attached[0], pages, result, notes)):
@@ -103,9 +107,11 @@ def process_document(source: SourceDocument, settings: Settings, engines: Engine
                     _extract_with_vlm(source, settings, engines.vlm, plan, pages, result)
             annotate_evidence(pages, result.extraction, settings.routing.amount_tolerance)
             calibrate_extraction(result.extraction, engines.calibration)
+            lap("extract")
             result.rule_results = apply_rules(
                 result.extraction, settings.routing, datetime.now(timezone.utc).date()
             )
+            lap("validate")
     except DocingestError as exc:
         if exc.transient:
             raise
@@ -130,6 +136,18 @@ def process_document(source: SourceDocument, settings: Settings, engines: Engine
     result.processed_at = datetime.now(timezone.utc)
     result.duration_ms = round((time.perf_counter() - started) * 1000, 1)
     return result
+
+class _Laps:
+    """Milliseconds per stage into ``into``, each lap since the previous one."""
+
+    def __init__(self, into: dict[str, float]):
+        self._into, self._last = into, time.perf_counter()
+
+    def __call__(self, stage: str) -> None:
+        now = time.perf_counter()
+        self._into[stage] = round(self._into.get(stage, 0.0) + (now - self._last) * 1000, 2)
+        self._last = now
+
 
 @dataclass
 class _Budget:

@@ -24,7 +24,7 @@ from docingest.errors import INPUT_DEFECT_KINDS, RunError, failure_cause
 from docingest.fsio import write_bytes_atomic
 from docingest.outdir import OutLayout
 from docingest.stages.duplicates import FINANCIAL, read_values
-from docingest.schemas.records import DocumentResult, Status
+from docingest.schemas.records import DocumentResult, Status, TextSource
 from docingest.schemas.runs import DocumentSummary, ProcessingKey
 
 log = logging.getLogger(__name__)
@@ -36,6 +36,17 @@ def reusable(result: DocumentResult) -> bool:
     return not result.budget_exhausted and all(e.kind in INPUT_DEFECT_KINDS for e in result.errors)
 
 
+def stage_ms(result: DocumentResult) -> dict[str, float]:
+    """Milliseconds per stage: rendering, text layers and OCR from the pages, the rest as the
+    pipeline timed them."""
+    stages = {"render": 0.0, "text": 0.0, "ocr": 0.0}
+    for p in result.pages:
+        stages["render"] += p.render_ms
+        stages["ocr" if p.text_source == TextSource.OCR else "text"] += p.read_ms
+    stages.update(result.stage_ms)
+    return {k: round(v, 2) for k, v in stages.items()}
+
+
 def summarize(result: DocumentResult, reused: bool = False) -> DocumentSummary:
     doc_type = result.classification.doc_type if result.classification else None
     return DocumentSummary(
@@ -44,7 +55,7 @@ def summarize(result: DocumentResult, reused: bool = False) -> DocumentSummary:
         failure_cause=failure_cause(result.errors) if result.status == Status.FAILED else None,
         error_kinds=[e.kind for e in result.errors], page_count=result.page_count,
         pages_by_strategy=dict(Counter(p.strategy.value for p in result.pages if p.strategy)),
-        duration_ms=result.duration_ms, vlm_usage=result.vlm_usage.model_copy(),
+        duration_ms=result.duration_ms, stage_ms=stage_ms(result), vlm_usage=result.vlm_usage.model_copy(),
         budget_exhausted=result.budget_exhausted, reused=reused,
         values=read_values(result) if doc_type in FINANCIAL else {},
     )

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from docingest.config import Settings
-from docingest.progress import Laps
+from docingest.progress import Laps, process_seconds
 from docingest.schemas.gate import GateVerdict
 from docingest.schemas.runs import ProcessingKey
 from docingest.schemas.tables import CONTRACT_VERSION
@@ -19,9 +19,10 @@ from docingest.schemas.tables import CONTRACT_VERSION
 def build_manifest(run_id: str, started_at: datetime, source, out: Path, settings: Settings, documents,
                    unreadable, tally: dict[str, Any], written: dict[str, Any], seconds: float,
                    vlm: dict[str, Any] | None, calibration: str | None, verdict: GateVerdict,
-                   key: ProcessingKey, recovered: list[str], laps: Laps,
+                   key: ProcessingKey, recovered: list[str], laps: Laps, runner: str,
                    reliability: dict[str, Any] | None = None) -> dict[str, Any]:
     input_files = sorted({p for d in documents for p in d.paths} | {u.path for u in unreadable})
+    process = process_seconds()
     return {
         "run_id": run_id,
         "contract_version": CONTRACT_VERSION,
@@ -66,10 +67,17 @@ def build_manifest(run_id: str, started_at: datetime, source, out: Path, setting
             # Inside the flow, up to the publish: recover, discover, reuse, process, duplicates,
             # stage, gate.
             "phases": laps.seconds,
+            # Since the process started, up to this manifest: imports, the Prefect server's
+            # start and the flow (the honest figure for a `docingest run`).
+            "process_seconds": process,
             "document_seconds_total": tally["document_seconds"],
-            "pages_per_second": round(tally["pages"] / seconds, 2) if seconds else None,
+            # Per stage, summed over the processed documents; gate and write are the phases.
+            "stage_seconds": {**tally["stage_seconds"], "gate": laps.seconds.get("gate", 0.0),
+                              "write": laps.seconds.get("stage", 0.0)},
+            "pages_per_second": round(tally["pages"] / seconds, 2) if seconds else None,  # flow time only
+            "pages_per_second_process": round(tally["pages"] / process, 2) if process else None,
         },
-        "runner": settings.runner.value,
+        "runner": runner,
         "extractor": settings.effective_extractor().value,
         "calibration": calibration,
         # Per kind of document (type|source): what auto-acceptance rests on, and whether it is on.

@@ -26,7 +26,7 @@ from prefect.futures import as_completed
 from prefect.tasks import exponential_backoff
 from pydantic import BaseModel
 
-from docingest.config import Settings
+from docingest.config import RunnerName, Settings
 from docingest.ledger import RunLedger
 from docingest.outdir import OutputLock, recover
 from docingest.pipeline import crashed_result, rejected_result
@@ -46,7 +46,7 @@ from docingest.tasks.io import (
     reuse_task,
     stage_tables_task,
 )
-from docingest.tasks.runners import task_runners
+from docingest.tasks.runners import choose_runner, task_runners
 from docingest.warehouse.backends import describe
 from docingest.warehouse.load import LoadSummary
 from docingest.writer import RunWriter
@@ -124,10 +124,11 @@ def ingest(source: str | list[str], out: str, settings: dict[str, Any] | None = 
 
         # render → read → classify → extract → validate → route, one task per document; each
         # result is in the store the moment its task ends
+        runner = choose_runner(config, len(todo))
         with progress_bar(len(documents), config.show_progress) as advance:
             progress = RunProgress(len(documents), advance)
             progress.advance_by(len(done))
-            _process(todo, config, store, ledger, run_id, progress)
+            _process(todo, runner, config, store, ledger, run_id, progress)
         failed_reads = [rejected_result(u.path, u.error) for u in unreadable]
         for r in failed_reads:
             ledger.add(summarize(r))
@@ -153,7 +154,7 @@ def ingest(source: str | list[str], out: str, settings: dict[str, Any] | None = 
         manifest = build_manifest(
             run_id, started_at, source, out_dir, config, documents, unreadable, tally,
             writer.files_written(counts, verdict.published), seconds, _vlm(tally, config, run_id),
-            _calibration(config), verdict, key, recovered, laps, reliability=_reliability(config))
+            _calibration(config), verdict, key, recovered, laps, runner.value, reliability=_reliability(config))
         manifest_path = publish_task(writer, manifest, verdict.published)
         dropped = store.prune()
         if dropped:
@@ -207,13 +208,13 @@ def settings_overrides(settings: Settings) -> dict[str, Any]:
 BATCH_DOCUMENTS = 250
 
 
-def _process(todo: list[SourceDocument], settings: Settings, store: ResultStore, ledger: RunLedger,
-             run_id: str, progress: "RunProgress") -> None:
-    """The documents in batches, each a child flow run on the runner the settings choose;
-    their summaries go into the ledger."""
+def _process(todo: list[SourceDocument], runner_name: RunnerName, settings: Settings, store: ResultStore,
+             ledger: RunLedger, run_id: str, progress: "RunProgress") -> None:
+    """The documents in batches, each a child flow run on the runner ``runner_name``; their
+    summaries go into the ledger."""
     if not todo:
         return
-    with task_runners(settings) as runner:
+    with task_runners(runner_name, settings, run_id) as runner:
         for start in range(0, len(todo), BATCH_DOCUMENTS):
             batch = todo[start:start + BATCH_DOCUMENTS]
             process_batch.with_options(task_runner=runner())(

@@ -261,6 +261,9 @@ class DocumentResult(BaseModel):
     e_invoice: EInvoiceInfo | None = None
     processed_at: datetime | None = None
     duration_ms: float = 0.0
+    # Milliseconds in classify, extract (fields, e-invoice, VLM, evidence, calibration) and
+    # validate (rules); rendering and reading are per page (PageInfo.render_ms, read_ms).
+    stage_ms: dict[str, float] = Field(default_factory=dict)
 
 
 class PriorDocument(BaseModel):

@@ -37,6 +37,7 @@ class DocumentSummary(BaseModel):
     page_count: int = 0
     pages_by_strategy: dict[str, int] = Field(default_factory=dict)
     duration_ms: float = 0.0
+    stage_ms: dict[str, float] = Field(default_factory=dict)  # render, text, ocr, classify, extract, validate
     vlm_usage: VlmUsage = Field(default_factory=VlmUsage)
     budget_exhausted: bool = False
     # The result was computed by an earlier run under the same processing key.

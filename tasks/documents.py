@@ -4,6 +4,8 @@ makes per-page tasks too costly)."""
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
@@ -14,6 +16,7 @@ from docingest.pipeline import Engines, build_engines, process_document
 from docingest.result_store import ResultStore
 from docingest.schemas.records import DocumentResult, SourceDocument, Status
 from docingest.tasks.retry import retry_if_transient
+from docingest.workers import DocumentWorkers
 
 # The name of the Failed state of a document that failed (corrupt, an engine error): its result
 # is stored like any other. A task that raised after its retries ends in another failed state.
@@ -22,6 +25,29 @@ _STATE_NAMES = {Status.ACCEPTED: "Accepted", Status.NEEDS_REVIEW: "Needs review"
 
 _engines: dict[str, Engines] = {}  # run id -> that run's engines, in this process
 _engines_lock = threading.Lock()
+_workers: dict[str, DocumentWorkers] = {}  # run id -> its worker processes (the process runner)
+
+
+@contextmanager
+def document_workers(run_id: str, settings: Settings) -> Iterator[DocumentWorkers]:
+    """Worker processes for the run's documents while the context lasts; the run's tasks
+    in this process hand their documents to them."""
+    workers = DocumentWorkers(settings, settings.workers)
+    with _engines_lock:
+        _workers[run_id] = workers
+    try:
+        yield workers
+    finally:
+        with _engines_lock:
+            _workers.pop(run_id, None)
+        workers.close()
+
+
+def workers_for(run_id: str) -> DocumentWorkers | None:
+    """The run's worker processes, if the run uses the process runner in this process. (A
+    function, not module state read in the task: Dask pickles the task's body by value.)"""
+    with _engines_lock:
+        return _workers.get(run_id)
 
 
 def engines_for(run_id: str, settings: Settings) -> Engines:
@@ -63,7 +89,9 @@ def process_document_task(source: SourceDocument, settings: Settings, store: Res
     """The result is stored durably before the task ends (a kill loses at most the documents in
     flight); the flow reads its summary back from the store. The returned state carries no
     data: Prefect keeps a state for every result object until the flow run ends."""
-    result = process_document(source, settings, engines_for(run_id, settings))
+    workers = workers_for(run_id)
+    result = (workers.process(source) if workers is not None
+              else process_document(source, settings, engines_for(run_id, settings)))
     store.save(result)
     get_run_logger().info("%s: %s%s", source.path, result.status.value,
                           f" ({'; '.join(result.review_reasons)})" if result.review_reasons else "")

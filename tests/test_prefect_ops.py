@@ -135,20 +135,27 @@ def test_a_served_deployment_runs_and_the_ui_shows_what_happened(prefect_server,
     assert tasks["invoice.pdf"]["state_name"] in ("Accepted", "Needs review")
 
 
-def test_the_dask_runner_publishes_what_the_thread_runner_does(tmp_path, samples_dir):
+def test_the_process_and_dask_runners_publish_what_the_thread_runner_does(tmp_path, samples_dir):
     from docingest.config import RunnerName, Settings
     from docingest.flows.ingest import run_ingest
 
     inbox = tmp_path / "inbox"
     shutil.copytree(samples_dir / "documents", inbox)
     tables = {}
-    for runner in (RunnerName.THREAD, RunnerName.DASK):
+    for runner in (RunnerName.THREAD, RunnerName.PROCESS, RunnerName.DASK):
         out = tmp_path / runner.value
         summary = run_ingest(inbox, out, Settings(workers=2, show_progress=False, runner=runner))
         assert summary.published and summary.processed == 15
         manifest = latest_manifest(out)
         assert manifest["runner"] == runner.value
         tables[runner] = snapshot(out, manifest["run_id"])
+        # Honest durations: the process's age, and every stage's seconds.
+        durations = manifest["durations"]
+        assert durations["process_seconds"] >= durations["wall_seconds"] > 0
+        stages = durations["stage_seconds"]
+        assert set(stages) == {"render", "text", "ocr", "classify", "extract", "validate", "gate", "write"}
+        assert stages["ocr"] > 0 and stages["text"] > 0 and stages["gate"] > 0  # 5 scans, 9 PDFs
+    assert tables[RunnerName.PROCESS] == tables[RunnerName.THREAD]
     assert tables[RunnerName.DASK] == tables[RunnerName.THREAD]
 
 

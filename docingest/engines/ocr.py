@@ -31,13 +31,18 @@ class RapidOcrEngine:
     source = TextSource.OCR
     needs_image = True
 
-    def __init__(self) -> None:
+    def __init__(self, cpu_threads: int | None = None) -> None:
         try:
             from rapidocr import RapidOCR
         except ImportError as exc:  # pragma: no cover - a broken install
             raise EngineUnavailable(f"rapidocr is not installed: {exc}") from exc
-        # The default configuration names the bundled models: nothing is downloaded.
-        self._engine = RapidOCR(params={"Global.log_level": "error"})
+        # The default configuration names the bundled models: nothing is downloaded. One of
+        # several worker processes gets its share of the cores (onnxruntime takes them all
+        # otherwise, and its spinning threads thrash).
+        params: dict = {"Global.log_level": "error"}
+        if cpu_threads:
+            params["EngineConfig.onnxruntime.intra_op_num_threads"] = cpu_threads
+        self._engine = RapidOCR(params=params)
         # onnxruntime already uses every core for one image; two pages at once only thrash.
         self._lock = threading.Lock()
 
@@ -116,7 +121,8 @@ class TesseractEngine:
     source = TextSource.OCR
     needs_image = True
 
-    def __init__(self) -> None:
+    def __init__(self, cpu_threads: int | None = None) -> None:
+        # tesseract's own threads are capped per process by OMP_THREAD_LIMIT (the process runner sets it)
         if shutil.which("tesseract") is None:
             raise EngineUnavailable(
                 "OCR engine tesseract needs the tesseract binary (apt-get install -y tesseract-ocr)"

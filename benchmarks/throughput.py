@@ -1,0 +1,215 @@
+"""Whole-process speed of `docingest run` against bare library loops on the same files, measured
+in one run of this script (issue 24).
+
+    python benchmarks/throughput.py                        # generated documents (+ realdata-dev if present)
+    python benchmarks/throughput.py --dev none             # generated documents only
+    python benchmarks/throughput.py --contracts 40 --invoices 20 --scans 6   # a quicker pass
+
+Printed, each figure from runs made back to back in this process's lifetime:
+
+1. A 1-page run: the whole `docingest run` process, wall seconds (target ≤ 10 s).
+2. Born-digital PDFs the script generates (multi-page contracts, invoices and receipts), and the
+   born-digital sets of ../shared/realdata-dev when present: the whole `docingest run` process
+   (2 workers) against a bare pypdfium2 process that reads every page's text and char boxes
+   (target ≤ 4×); and `--workers 1` against `--workers 2` (target ≥ 1.5× faster).
+3. Scans (generated, and sroie receipts on realdata-dev): OCR pages per second of the whole
+   `docingest run` process against a bare RapidOCR process (engine built once, every image read
+   once) on the same images (target ≥ 0.9×).
+
+Every `docingest run` processes all its documents (fresh OUT). The Prefect home is a scratch
+folder, warmed by one run first (its first run migrates the database). Linux; needs reportlab
+(``pip install -e ".[samples]"``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from incremental_runs import make_folder, run  # noqa: E402
+
+DEV = ROOT.parent / "shared" / "realdata-dev"
+BORN_DIGITAL_SETS = ("zugferd-corpus", "kleister-nda", "vrdu-adbuy-deepform")
+
+# Python's own startup: the bare loops run as processes too, so both sides pay an interpreter.
+BARE_TEXT = """
+import sys, time
+import pypdfium2 as pdfium
+pages = 0
+for path in sys.argv[1:]:
+    pdf = pdfium.PdfDocument(path)
+    for i in range(len(pdf)):
+        page = pdf[i]
+        textpage = page.get_textpage()
+        text = textpage.get_text_range()
+        boxes = [textpage.get_charbox(c) for c in range(len(text))]
+        textpage.close()
+        page.close()
+        pages += 1
+    pdf.close()
+print(pages)
+"""
+
+BARE_OCR = """
+import sys
+import numpy as np
+from PIL import Image
+from rapidocr import RapidOCR
+engine = RapidOCR(params={"Global.log_level": "error"})
+pages = 0
+for path in sys.argv[1:]:
+    with Image.open(path) as image:
+        engine(np.asarray(image.convert("RGB")))
+    pages += 1
+print(pages)
+"""
+
+_WORDS = ("agreement party parties confidential information disclose obligation term notice law "
+          "state court remedy breach damages receiving disclosing purpose evaluation business "
+          "relationship employee agent advisor written consent return destroy copies survive "
+          "termination assignment successor waiver amendment counterpart entire understanding "
+          "provision enforceable jurisdiction venue injunctive relief").split()
+
+
+def make_contracts(folder: Path, n: int, seed: int = 24) -> None:
+    """``n`` contracts of 3 to 8 dense pages each (clauses of generated legal prose)."""
+    from reportlab.lib.pagesizes import LETTER
+    from reportlab.lib.styles import getSampleStyleSheet
+    from reportlab.platypus import PageBreak, Paragraph, SimpleDocTemplate
+
+    rng = random.Random(seed)
+    styles = getSampleStyleSheet()
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        body = [Paragraph(f"MUTUAL NON-DISCLOSURE AGREEMENT No. C-{i:04d}", styles["Title"])]
+        for page in range(rng.randint(3, 8)):
+            for clause in range(7):
+                words = " ".join(rng.choice(_WORDS) for _ in range(rng.randint(45, 70)))
+                body.append(Paragraph(f"{page * 7 + clause + 1}. {words.capitalize()}.", styles["BodyText"]))
+            body.append(PageBreak())
+        SimpleDocTemplate(str(folder / f"contract-{i:04d}.pdf"), pagesize=LETTER, invariant=1).build(body)
+
+
+def timed(args: list[str]) -> tuple[float, str]:
+    t0 = time.perf_counter()
+    done = subprocess.run(args, capture_output=True, text=True, check=True)
+    return time.perf_counter() - t0, done.stdout.strip()
+
+
+def bare_text(files: list[Path]) -> tuple[float, int]:
+    wall, out = timed([sys.executable, "-c", BARE_TEXT, *map(str, files)])
+    return wall, int(out)
+
+
+def bare_ocr(files: list[Path]) -> tuple[float, int]:
+    wall, out = timed([sys.executable, "-c", BARE_OCR, *map(str, files)])
+    return wall, int(out)
+
+
+def docingest(source: Path, out: Path, *flags: str) -> dict:
+    result = run(source, out, "--reprocess", *flags)
+    m = result["manifest"]
+    return {"wall": result["wall"], "pages": m["inputs"]["pages"], "documents": m["inputs"]["documents"],
+            "runner": m["runner"], "stages": m["durations"]["stage_seconds"], "counts": m["counts"],
+            "pages_by_strategy": m.get("pages_by_strategy") or {}}
+
+
+def born_digital(label: str, source: Path, work: Path) -> None:
+    files = sorted(source.rglob("*.pdf"))
+    bare_wall, bare_pages = bare_text(files)
+    two = docingest(source, work / f"{label}-w2", "--workers", "2")
+    one = docingest(source, work / f"{label}-w1", "--workers", "1")
+    print(f"born-digital {label}: {len(files)} PDFs, {two['pages']} pages")
+    print(f"  bare pypdfium2 text + char boxes: {bare_wall:7.2f} s ({bare_pages / bare_wall:6.1f} pages/s)")
+    print(f"  docingest run --workers 2 ({two['runner']}): {two['wall']:7.2f} s "
+          f"({two['pages'] / two['wall']:6.1f} pages/s) = {two['wall'] / bare_wall:.2f}x the bare loop "
+          f"(target <= 4x)")
+    print(f"  docingest run --workers 1 ({one['runner']}): {one['wall']:7.2f} s; 2 workers are "
+          f"{one['wall'] / two['wall']:.2f}x as fast as 1 (target >= 1.5x)")
+    print(f"  stage seconds (2 workers, summed over documents): {two['stages']}")
+
+
+def scans(label: str, images: list[Path], work: Path) -> None:
+    folder = work / f"{label}-images"
+    folder.mkdir(parents=True, exist_ok=True)
+    for image in images:  # one folder of exactly these images
+        target = folder / image.name
+        if not target.exists():
+            target.symlink_to(image.resolve())
+    bare_wall, pages = bare_ocr(images)
+    ours = docingest(folder, work / f"{label}-out", "--workers", "2", "--follow-symlinks")
+    print(f"scans {label}: {pages} images")
+    print(f"  bare RapidOCR: {bare_wall:7.2f} s ({pages / bare_wall:5.2f} pages/s)")
+    print(f"  docingest run --workers 2 ({ours['runner']}): {ours['wall']:7.2f} s "
+          f"({ours['pages'] / ours['wall']:5.2f} pages/s) = {bare_wall / ours['wall']:.2f}x the bare OCR "
+          f"speed (target >= 0.9x); OCR pages {ours['pages_by_strategy']}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--contracts", type=int, default=150, help="generated multi-page contracts")
+    parser.add_argument("--invoices", type=int, default=100, help="generated invoices and receipts")
+    parser.add_argument("--scans", type=int, default=24, help="generated scans for the OCR comparison")
+    parser.add_argument("--dev", default=str(DEV), help="realdata-dev folder, or 'none'")
+    parser.add_argument("--sroie", type=int, default=30, help="sroie receipts for the OCR comparison on dev")
+    args = parser.parse_args()
+    os.environ.setdefault("PREFECT_HOME", str(Path(tempfile.gettempdir()) / "docingest-bench-prefect"))
+    with tempfile.TemporaryDirectory(prefix="docingest-throughput-") as tmp:
+        work = Path(tmp)
+        one_page = work / "one-page"
+        make_folder(one_page, born_digital=1, scans=0)
+        docingest(one_page, work / "warm-up")  # the Prefect home's first run migrates its database
+        single = docingest(one_page, work / "one-page-out")
+        print(f"1-page run: whole process {single['wall']:.2f} s (target <= 10 s)")
+
+        generated = work / "generated"
+        make_contracts(generated / "contracts", args.contracts)
+        make_folder(generated / "invoices", born_digital=args.invoices, scans=0)
+        born_digital("generated", generated, work)
+
+        scan_folder = work / "scans"
+        make_folder(scan_folder, born_digital=args.scans, scans=args.scans)
+        scans("generated", sorted(scan_folder.glob("scan-*.png")), work)
+
+        dev = Path(args.dev)
+        if args.dev != "none" and dev.is_dir():
+            picked = work / "dev-born-digital"
+            for name in BORN_DIGITAL_SETS:
+                (picked / name).mkdir(parents=True, exist_ok=True)
+                for pdf in sorted((dev / name).glob("*.pdf")):
+                    (picked / name / pdf.name).symlink_to(pdf.resolve())
+            born_digital_dev(picked, work)
+            receipts = sorted((dev / "sroie").glob("*.jpg"))[: args.sroie]
+            if receipts:
+                scans("sroie", receipts, work)
+        elif args.dev != "none":
+            print(f"({dev} not found: realdata-dev figures skipped)")
+
+
+def born_digital_dev(picked: Path, work: Path) -> None:
+    # The links leave the scratch folder: the runs follow them (--follow-symlinks).
+    files = sorted(picked.rglob("*.pdf"))
+    bare_wall, bare_pages = bare_text(files)
+    two = docingest(picked, work / "dev-w2", "--workers", "2", "--follow-symlinks")
+    one = docingest(picked, work / "dev-w1", "--workers", "1", "--follow-symlinks")
+    print(f"born-digital realdata-dev ({', '.join(BORN_DIGITAL_SETS)}): {len(files)} PDFs, {two['pages']} pages "
+          f"({two['pages_by_strategy']})")
+    print(f"  bare pypdfium2 text + char boxes: {bare_wall:7.2f} s ({bare_pages / bare_wall:6.1f} pages/s)")
+    print(f"  docingest run --workers 2 ({two['runner']}): {two['wall']:7.2f} s = {two['wall'] / bare_wall:.2f}x "
+          f"the bare loop (target <= 4x)")
+    print(f"  docingest run --workers 1 ({one['runner']}): {one['wall']:7.2f} s; 2 workers are "
+          f"{one['wall'] / two['wall']:.2f}x as fast as 1 (target >= 1.5x)")
+    print(f"  stage seconds (2 workers, summed over documents): {two['stages']}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,123 @@
+"""What makes runs fast without changing what they publish: the runner choice, worker
+processes (and what happens when one dies), OCR built only when a page needs it, the command's
+own Prefect server. The speed itself is measured by benchmarks/throughput.py."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from docingest.config import RunnerName, Settings
+from docingest.errors import WorkerCrashed
+from docingest.pipeline import build_engines, process_document
+from docingest.schemas.records import SourceDocument, Status
+from docingest.stages.discover import discover
+
+
+def _document(path: Path) -> SourceDocument:
+    documents, rejected = discover(path)
+    assert not rejected and len(documents) == 1
+    return documents[0]
+
+
+def test_auto_uses_worker_processes_for_a_local_batch_and_threads_otherwise():
+    from docingest.tasks.runners import PROCESS_MIN_DOCUMENTS, choose_runner
+
+    local = Settings(workers=2)
+    assert local.runner == RunnerName.AUTO
+    assert choose_runner(local, PROCESS_MIN_DOCUMENTS) == RunnerName.PROCESS
+    # Starting processes costs more than a handful of documents gain from them.
+    assert choose_runner(local, PROCESS_MIN_DOCUMENTS - 1) == RunnerName.THREAD
+    # One worker: nothing to run beside it.
+    assert choose_runner(Settings(workers=1), 1000) == RunnerName.THREAD
+    # A VLM run waits on its endpoint: threads.
+    vlm = Settings(workers=2, extractor="vlm", vlm_model="m")
+    assert choose_runner(vlm, 1000) == RunnerName.THREAD
+    # An explicit runner is used as it is.
+    assert choose_runner(Settings(workers=2, runner="thread"), 1000) == RunnerName.THREAD
+    assert choose_runner(Settings(workers=2, runner="process"), 1) == RunnerName.PROCESS
+
+
+def test_a_born_digital_document_never_builds_the_ocr_engine(samples_dir, settings):
+    engines = build_engines(settings)
+    result = process_document(_document(samples_dir / "documents/digital/invoice-en-001.pdf"), settings, engines)
+    assert result.status != Status.FAILED
+    assert not engines.ocr.built
+    scan = process_document(_document(samples_dir / "documents/scanned/invoice-en-001-scan.png"), settings, engines)
+    assert scan.status != Status.FAILED and engines.ocr.built
+    assert scan.pages[0].text_source.value == "ocr"
+
+
+def test_worker_processes_give_the_results_of_this_process(samples_dir, settings):
+    from docingest.workers import DocumentWorkers
+
+    engines = build_engines(settings)
+    paths = [samples_dir / "documents/digital/invoice-en-001.pdf", samples_dir / "documents/scanned/receipt-001-scan.jpg"]
+    workers = DocumentWorkers(settings, 2)
+    try:
+        for path in paths:
+            doc = _document(path)
+            there, here = workers.process(doc), process_document(doc, settings, engines)
+            assert there.model_dump(exclude={"processed_at", "duration_ms", "stage_ms", "pages"}) == \
+                here.model_dump(exclude={"processed_at", "duration_ms", "stage_ms", "pages"})
+            assert [p.text_source for p in there.pages] == [p.text_source for p in here.pages]
+    finally:
+        workers.close()
+
+
+def test_a_worker_that_dies_fails_its_documents_as_transient_and_the_next_ones_run(samples_dir, settings):
+    """A segfault in a PDF library or the OOM killer takes a worker down: the documents it had
+    are retried (WorkerCrashed is transient), and the pool is replaced for the rest."""
+    from docingest.errors import is_transient
+    from docingest.workers import DocumentWorkers
+
+    workers = DocumentWorkers(settings, 1)
+    slow = _document(samples_dir / "documents/scanned/form-loan-001-scan.tiff")  # OCR: seconds
+    outcome: list = []
+
+    def process() -> None:
+        try:
+            outcome.append(workers.process(slow))
+        except Exception as exc:  # noqa: BLE001 - the test looks at it
+            outcome.append(exc)
+
+    try:
+        thread = threading.Thread(target=process)
+        thread.start()
+        deadline = time.monotonic() + 60
+        pids: list[int] = []
+        while not pids and time.monotonic() < deadline:  # the worker process exists once it has work
+            pids = list(workers._pool._processes or {})
+            time.sleep(0.05)
+        time.sleep(1.0)  # it is reading the scan now
+        os.kill(pids[0], signal.SIGKILL)
+        thread.join(60)
+        assert len(outcome) == 1 and isinstance(outcome[0], WorkerCrashed) and is_transient(outcome[0])
+        after = workers.process(_document(samples_dir / "documents/digital/receipt-001.pdf"))
+        assert after.status != Status.FAILED
+    finally:
+        workers.close()
+
+
+def test_the_command_starts_its_own_server_only_without_a_configured_api(monkeypatch):
+    from docingest.prefect_server import EarlyServer
+
+    monkeypatch.setenv("PREFECT_API_URL", "http://127.0.0.1:9/api")
+    assert EarlyServer.start() is None  # a configured server is used as it is
+    monkeypatch.delenv("PREFECT_API_URL")
+    server = EarlyServer.start()
+    try:
+        server.wait_healthy(120)
+        with urllib.request.urlopen(server.url + "/health", timeout=5) as response:
+            assert response.status == 200
+    finally:
+        server.stop()
+    assert server.process.poll() is not None
+    with pytest.raises(OSError):
+        urllib.request.urlopen(server.url + "/health", timeout=2)
