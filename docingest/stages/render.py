@@ -11,6 +11,7 @@ through ``PDFIUM_LOCK`` (see the pypdfium2 docs, "Incompatibility with Threading
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import shutil
@@ -127,7 +128,7 @@ class PdfiumDocument:
                     raise CorruptDocument(f"page has no area (crop box {crop})", page=index + 1)
                 count = textpage.count_chars()
                 text = textpage.get_text_range() if count else ""
-                boxes = [textpage.get_charbox(i) for i in range(len(text))]
+                boxes = _char_boxes(textpage.raw, len(text), self._pdfium.PdfiumError)
                 suspect = _suspect_objects(page.raw) if text else _NO_SUSPECTS
                 hidden = _hidden_chars(textpage.raw, len(text), suspect) if suspect.any else None
                 pale = _render_small(page) if suspect.pale else None
@@ -135,7 +136,7 @@ class PdfiumDocument:
             finally:
                 textpage.close()
                 page.close()
-        words, unseen = _words_from_chars(text, [_displayed(b, crop, rotation) for b in boxes],
+        words, unseen = _words_from_chars(text, _displayed(boxes, crop, rotation),
                                           *_displayed_size(crop, rotation), hidden=hidden, image=pale)
         return PageLayer(words, unseen, suspect.has_image, draws)
 
@@ -347,20 +348,75 @@ def _displayed_size(crop: tuple[float, float, float, float], rotation: int) -> t
     return (height, width) if rotation in (90, 270) else (width, height)
 
 
-def _displayed(box: tuple[float, float, float, float], crop: tuple[float, float, float, float],
-               rotation: int) -> tuple[float, float, float, float]:
-    """A PDFium char box (user space, unrotated, origin at the page's bottom-left) as it is
-    shown: relative to the crop box and turned by the page's /Rotate. A landscape order stored
-    as a portrait page turned 90° is read, rendered and laid out the way it is printed."""
-    left, bottom, right, top = box[0] - crop[0], box[1] - crop[1], box[2] - crop[0], box[3] - crop[1]
+@functools.cache
+def _pdfium_fast():
+    """The few PDFium functions called per character or per page object, re-typed to take and
+    return plain integers (addresses): pypdfium2's typed wrappers convert a ctypes object per
+    argument, which made the character boxes and the object scan most of a text page's
+    reading time. Same library functions, same results; about twice as fast per call."""
+    import ctypes
+    from types import SimpleNamespace
+
+    import pypdfium2.raw as pdfium_c
+
+    int_, ptr, fptr = ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p
+
+    def retype(fn, restype, *argtypes):
+        return ctypes.CFUNCTYPE(restype, *argtypes)(ctypes.cast(fn, ctypes.c_void_p).value)
+
+    return SimpleNamespace(
+        char_box=retype(pdfium_c.FPDFText_GetCharBox, int_, ptr, int_, fptr, fptr, fptr, fptr),
+        page_count=retype(pdfium_c.FPDFPage_CountObjects, int_, ptr),
+        page_object=retype(pdfium_c.FPDFPage_GetObject, ptr, ptr, int_),
+        form_count=retype(pdfium_c.FPDFFormObj_CountObjects, int_, ptr),
+        form_object=retype(pdfium_c.FPDFFormObj_GetObject, ptr, ptr, ctypes.c_ulong),
+        object_type=retype(pdfium_c.FPDFPageObj_GetType, int_, ptr),
+        render_mode=retype(pdfium_c.FPDFTextObj_GetTextRenderMode, int_, ptr),
+        font_size=retype(pdfium_c.FPDFTextObj_GetFontSize, int_, ptr, fptr),
+        matrix=retype(pdfium_c.FPDFPageObj_GetMatrix, int_, ptr, fptr),
+        fill_color=retype(pdfium_c.FPDFPageObj_GetFillColor, int_, ptr, fptr, fptr, fptr, fptr),
+    )
+
+
+def _address(handle) -> int:
+    import ctypes
+
+    return ctypes.cast(handle, ctypes.c_void_p).value
+
+
+def _char_boxes(textpage_raw, count: int, error: type[Exception]):
+    """Every character's PDFium box as an (n, 4) array of left, bottom, right, top, written by
+    PDFium straight into the array."""
+    import numpy as np
+
+    boxes = np.zeros((count, 4), dtype=np.float64)
+    char_box, textpage, base = _pdfium_fast().char_box, _address(textpage_raw), boxes.ctypes.data
+    for i in range(count):
+        at = base + 32 * i
+        if not char_box(textpage, i, at, at + 16, at + 8, at + 24):  # PDFium's order: l, r, b, t
+            raise error("Failed to get charbox.")
+    return boxes
+
+
+def _displayed(boxes, crop: tuple[float, float, float, float], rotation: int):
+    """PDFium char boxes (user space, unrotated, origin at the page's bottom-left; an (n, 4)
+    array of left, bottom, right, top) as they are shown: relative to the crop box and turned by
+    the page's /Rotate. A landscape order stored as a portrait page turned 90° is read,
+    rendered and laid out the way it is printed."""
+    import numpy as np
+
+    left, bottom = boxes[:, 0] - crop[0], boxes[:, 1] - crop[1]
+    right, top = boxes[:, 2] - crop[0], boxes[:, 3] - crop[1]
     width, height = crop[2] - crop[0], crop[3] - crop[1]
     if rotation == 90:  # clockwise: (x, y) -> (y, width - x)
-        return bottom, width - right, top, width - left
-    if rotation == 180:
-        return width - right, height - top, width - left, height - bottom
-    if rotation == 270:  # (x, y) -> (height - y, x)
-        return height - top, left, height - bottom, right
-    return left, bottom, right, top
+        columns = (bottom, width - right, top, width - left)
+    elif rotation == 180:
+        columns = (width - right, height - top, width - left, height - bottom)
+    elif rotation == 270:  # (x, y) -> (height - y, x)
+        columns = (height - top, left, height - bottom, right)
+    else:
+        columns = (left, bottom, right, top)
+    return np.stack(columns, axis=1) if len(boxes) else boxes
 
 
 # Text-layer characters nobody sees on the page. A doctored PDF can carry a second text layer
@@ -397,43 +453,49 @@ def _suspect_objects(page_raw) -> _Suspects:
 
     import pypdfium2.raw as pdfium_c
 
+    f = _pdfium_fast()
     hidden: set[int] = set()
     pale: set[int] = set()
     images = 0
-    r, g, b, a = (ctypes.c_uint() for _ in range(4))
+    rgba = (ctypes.c_uint * 4)()
     size = ctypes.c_float()
     matrix = pdfium_c.FS_MATRIX()
+    color_at = [ctypes.addressof(rgba) + 4 * k for k in range(4)]
+    size_at, matrix_at = ctypes.addressof(size), ctypes.addressof(matrix)
     invisible_modes = {pdfium_c.FPDF_TEXTRENDERMODE_INVISIBLE, pdfium_c.FPDF_TEXTRENDERMODE_CLIP}
+    image_type, form_type, text_type = (pdfium_c.FPDF_PAGEOBJ_IMAGE, pdfium_c.FPDF_PAGEOBJ_FORM,
+                                        pdfium_c.FPDF_PAGEOBJ_TEXT)
 
-    def visit(count, get, parent, depth: int) -> None:
+    def visit(count, get, parent: int, depth: int) -> None:
+        nonlocal images
         if depth > 8:  # nested form XObjects: deep enough for any real document
             return
         for i in range(count(parent)):
             obj = get(parent, i)
-            kind = pdfium_c.FPDFPageObj_GetType(obj)
-            if kind == pdfium_c.FPDF_PAGEOBJ_IMAGE:
-                nonlocal images
+            if not obj:
+                continue
+            kind = f.object_type(obj)
+            if kind == image_type:
                 images += 1
                 continue
-            if kind == pdfium_c.FPDF_PAGEOBJ_FORM:
-                visit(pdfium_c.FPDFFormObj_CountObjects, pdfium_c.FPDFFormObj_GetObject, obj, depth + 1)
+            if kind == form_type:
+                visit(f.form_count, f.form_object, obj, depth + 1)
                 continue
-            if kind != pdfium_c.FPDF_PAGEOBJ_TEXT:
+            if kind != text_type:
                 continue
-            # A few calls per text object, and its address only for the few that are suspect.
-            # Size by the font and its matrix, not the glyph boxes: some fonts give PDFium boxes
-            # of no height for glyphs that print normally.
-            if pdfium_c.FPDFTextObj_GetTextRenderMode(obj) in invisible_modes or (
-                    pdfium_c.FPDFTextObj_GetFontSize(obj, size) and pdfium_c.FPDFPageObj_GetMatrix(obj, matrix)
+            # A few calls per text object. Size by the font and its matrix, not the glyph
+            # boxes: some fonts give PDFium boxes of no height for glyphs that print normally.
+            if f.render_mode(obj) in invisible_modes or (
+                    f.font_size(obj, size_at) and f.matrix(obj, matrix_at)
                     and 0 < size.value * abs(matrix.a * matrix.d - matrix.b * matrix.c) ** 0.5 < _MIN_LEGIBLE_POINTS):
-                hidden.add(ctypes.cast(obj, ctypes.c_void_p).value)
-            elif pdfium_c.FPDFPageObj_GetFillColor(obj, r, g, b, a):
-                if a.value == 0:
-                    hidden.add(ctypes.cast(obj, ctypes.c_void_p).value)
-                elif r.value >= _PALE_FILL and g.value >= _PALE_FILL and b.value >= _PALE_FILL:
-                    pale.add(ctypes.cast(obj, ctypes.c_void_p).value)
+                hidden.add(obj)
+            elif f.fill_color(obj, *color_at):
+                if rgba[3] == 0:
+                    hidden.add(obj)
+                elif rgba[0] >= _PALE_FILL and rgba[1] >= _PALE_FILL and rgba[2] >= _PALE_FILL:
+                    pale.add(obj)
 
-    visit(pdfium_c.FPDFPage_CountObjects, pdfium_c.FPDFPage_GetObject, page_raw, 0)
+    visit(f.page_count, f.page_object, _address(page_raw), 0)
     return _Suspects(frozenset(hidden), frozenset(pale - hidden), images > 0)
 
 
@@ -476,58 +538,58 @@ def _shows(image, bbox: tuple[float, float, float, float]) -> bool:
 
 
 def _words_from_chars(
-    text: str, boxes: list[tuple[float, float, float, float]], width: float, height: float,
-    hidden: list[int] | None = None, image=None,
+    text: str, boxes, width: float, height: float, hidden: list[int] | None = None, image=None,
 ) -> tuple[list[Word], list[Word]]:
     """Group PDFium characters into words with normalized top-left-origin boxes and line ids.
     Returns the visible words and the hidden ones (most of their characters hidden: drawn
-    invisibly, or outside the page's crop box; pale ones that the rendering does not show)."""
+    invisibly, or outside the page's crop box; pale ones that the rendering does not show).
+
+    ``boxes``: the characters' (left, bottom, right, top) in PDF points, origin bottom-left, an
+    (n, 4) array. A word is a run of characters between whitespace, NUL and line breaks; its box
+    spans its characters that have an area. Computed per run with numpy, not per character."""
+    import numpy as np
+
+    n = len(text)
+    if n == 0:
+        return [], []
+    codes = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
+    separators = [ord(c) for c in set(text) if _WS.match(c) or c == "\x00"]
+    is_sep = np.isin(codes, separators)
+    line_of = np.cumsum(codes == ord("\n")) if "\n" in text else np.zeros(n, dtype=np.int64)
+    # Runs of non-separators: their starts and ends.
+    edges = np.diff(np.concatenate(([True], is_sep, [True])).astype(np.int8))
+    starts, ends = np.flatnonzero(edges == -1), np.flatnonzero(edges == 1)
+    if len(starts) == 0:
+        return [], []
+    left, bottom, right, top = boxes[:, 0], boxes[:, 1], boxes[:, 2], boxes[:, 3]
+    # reduceat spans a run and the separators after it: separators count for nothing.
+    in_word = ~is_sep
+    has_area = in_word & ((right > left) | (top > bottom))
+    # Drawn outside the crop box: cut off the page everyone sees.
+    outside = has_area & ((right <= 0) | (left >= width) | (top <= 0) | (bottom >= height))
+    flags = np.asarray(hidden, dtype=np.int8) if hidden is not None else np.zeros(n, dtype=np.int8)
+    inside = in_word & ~outside
+    n_hidden = np.add.reduceat((outside | (inside & (flags == _HIDDEN))).astype(np.int64), starts)
+    n_pale = np.add.reduceat((inside & (flags == _PALE)).astype(np.int64), starts)
+    x0 = np.minimum.reduceat(np.where(has_area, left, np.inf), starts)
+    x1 = np.maximum.reduceat(np.where(has_area, right, -np.inf), starts)
+    y0 = np.minimum.reduceat(np.where(has_area, bottom, np.inf), starts)
+    y1 = np.maximum.reduceat(np.where(has_area, top, -np.inf), starts)
+
     words: list[Word] = []
     unseen: list[Word] = []
-    line = 0
-    chars: list[str] = []
-    n_hidden = n_pale = 0
-    x0 = y0 = float("inf")
-    x1 = y1 = float("-inf")
-
-    def flush() -> None:
-        nonlocal chars, x0, y0, x1, y1, n_hidden, n_pale
-        if chars and x1 > x0:
-            bbox = (
-                _clip(x0 / width), _clip(1 - y1 / height), _clip(x1 / width), _clip(1 - y0 / height)
-            )
-            word = Word(Word.clean("".join(chars)), bbox, 1.0, line)
-            if 2 * n_hidden > len(chars):
-                unseen.append(word)
-            elif 2 * (n_hidden + n_pale) > len(chars) and image is not None and not _shows(image, bbox):
-                unseen.append(word)
-            else:
-                words.append(word)
-        chars = []
-        n_hidden = n_pale = 0
-        x0 = y0 = float("inf")
-        x1 = y1 = float("-inf")
-
-    # PDFium char boxes are (left, bottom, right, top) in PDF points, origin bottom-left.
-    for i, (ch, (left, bottom, right, top)) in enumerate(zip(text, boxes)):
-        if ch == "\n":
-            flush()
-            line += 1
-        elif _WS.match(ch) or ch == "\x00":
-            flush()
+    for k in np.flatnonzero(x1 > x0).tolist():
+        start, end = int(starts[k]), int(ends[k])
+        bbox = (_clip(float(x0[k]) / width), _clip(1 - float(y1[k]) / height),
+                _clip(float(x1[k]) / width), _clip(1 - float(y0[k]) / height))
+        word = Word(Word.clean(text[start:end]), bbox, 1.0, int(line_of[start]))
+        length, hid, pale = end - start, int(n_hidden[k]), int(n_pale[k])
+        if 2 * hid > length:
+            unseen.append(word)
+        elif 2 * (hid + pale) > length and image is not None and not _shows(image, bbox):
+            unseen.append(word)
         else:
-            chars.append(ch)
-            if right > left or top > bottom:
-                x0, x1 = min(x0, left), max(x1, right)
-                y0, y1 = min(y0, bottom), max(y1, top)
-                if right <= 0 or left >= width or top <= 0 or bottom >= height:
-                    n_hidden += 1  # drawn outside the crop box: cut off the page everyone sees
-                    continue
-            if hidden is not None:
-                flag = hidden[i]
-                n_hidden += flag == _HIDDEN
-                n_pale += flag == _PALE
-    flush()
+            words.append(word)
     return words, unseen
 
 
