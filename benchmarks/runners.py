@@ -1,12 +1,13 @@
-"""Pages per second through `docingest run` with the thread runner and the Dask runner, on the
+"""Pages per second through `docingest run` with the thread, process and Dask runners, on the
 same born-digital documents, measured in one run of this script.
 
     python benchmarks/runners.py                       # 40 generated born-digital invoices/receipts
     python benchmarks/runners.py --source ../shared/realdata-dev/zugferd-corpus
 
 Each runner processes every document (--reprocess, fresh OUT) with --workers 2. Printed per
-runner: the process phase (documents through their tasks; for Dask it includes starting the
-local cluster) and the whole process, as pages/s, and Dask's ratio to threads.
+runner: the process phase (documents through their tasks; for the process and Dask runners it
+includes starting their worker processes) and the whole process, as pages/s, and each one's ratio
+to threads.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ def main() -> None:
             source = work / "generated"
             make_folder(source, born_digital=40, scans=0)
         rates = {}
-        for runner in ("thread", "dask"):
+        for runner in ("thread", "process", "dask"):
             result = run(source, work / f"out-{runner}", "--runner", runner, "--workers", args.workers, "--reprocess")
             m = result["manifest"]
             pages, process = m["inputs"]["pages"], m["durations"]["phases"]["process"]
@@ -41,8 +42,9 @@ def main() -> None:
             print(f"{runner:6s}: {m['documents']['processed']} documents, {pages} pages; process phase "
                   f"{process:6.2f} s = {pages / process:6.2f} pages/s; whole process {result['wall']:6.2f} s = "
                   f"{pages / result['wall']:5.2f} pages/s")
-        print(f"dask / thread: process phase {rates['dask'][0] / rates['thread'][0]:.2f}x, "
-              f"whole process {rates['dask'][1] / rates['thread'][1]:.2f}x ({source}, {args.workers} workers)")
+        for runner in ("process", "dask"):
+            print(f"{runner} / thread: process phase {rates[runner][0] / rates['thread'][0]:.2f}x, "
+                  f"whole process {rates[runner][1] / rates['thread'][1]:.2f}x ({source}, {args.workers} workers)")
 
 
 if __name__ == "__main__":
