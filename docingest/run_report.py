@@ -61,6 +61,8 @@ def build_manifest(run_id: str, started_at: datetime, source, out: Path, setting
         "failure_causes": tally["failure_causes"],
         "failure_kinds": tally["failure_kinds"],
         "doc_types": tally["doc_types"],
+        # Pages of the processed documents by how they were read (text_layer, ocr, vlm, ...).
+        "pages_by_strategy": tally["pages_by_strategy"],
         "files_written": written,
         "durations": {
             "wall_seconds": seconds,

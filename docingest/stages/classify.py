@@ -68,6 +68,50 @@ CUES: dict[DocType, list[tuple[str, float]]] = {
 }
 _COMPILED = {t: [(re.compile(p, re.I), w) for p, w in cues] for t, cues in CUES.items()}
 
+
+def _required_words(pattern: re.Pattern[str]) -> tuple[str, ...] | None:
+    """Words one of which every match of ``pattern`` contains: per top-level alternative its
+    longest run of literal ASCII letters and digits. None when an alternative has none (the
+    pattern is always searched)."""
+    try:
+        from re import _parser as sre_parse  # Python >= 3.11
+    except ImportError:  # pragma: no cover
+        import sre_parse  # type: ignore[no-redef]
+
+    parsed = list(sre_parse.parse(pattern.pattern, pattern.flags))
+    branches = ([list(b) for b in parsed[0][1][1]]
+                if len(parsed) == 1 and parsed[0][0] == sre_parse.BRANCH else [parsed])
+    words = []
+    for branch in branches:
+        runs, run = [], ""
+        for op, av in branch:
+            if op == sre_parse.LITERAL and chr(av).isascii() and chr(av).isalnum():
+                run += chr(av).lower()
+            else:
+                runs.append(run)
+                run = ""
+        best = max(runs + [run], key=len)
+        if len(best) < 2:
+            return None
+        words.append(best)
+    return tuple(words)
+
+
+def _folded(text: str) -> str:
+    """``text`` as the cue prefilter compares it. Under re.IGNORECASE an ASCII letter also
+    matches a few other characters (K, ſ, İ, ı); casefold maps them onto it, but for the two
+    Turkish i's, mapped here: if a pattern matches, its required word is in the folded text."""
+    return text.casefold().replace("\u0131", "i").replace("i\u0307", "i")
+
+
+# Per cue: the pattern, its weight and the words it cannot match without. Most cues are absent
+# from most documents: a substring test rules them out without running the regex.
+_CUES = {t: [(p, w, _required_words(p)) for p, w in cues] for t, cues in _COMPILED.items()}
+
+
+def _present(pattern: re.Pattern[str], words: tuple[str, ...] | None, folded: str) -> bool:
+    return words is None or any(word in folded for word in words)
+
 # A form is mostly labels waiting for values: "Name:", "Date:", "Request No.:". Labels that
 # belong to money documents do not count, so a receipt's "Total:" and "Cash:" stay receipts.
 _FORM_LABEL = re.compile(r"(?:^|\s)([A-Za-z][A-Za-z/&.#()' -]{1,28}?)\s?[:;]", re.M)
@@ -122,7 +166,8 @@ def classify_document(pages: list[PageText], page_info: list[PageInfo]) -> Class
 
 
 def _text_scores(text: str) -> dict[DocType, float]:
-    scores = {t: _score(text, cues) for t, cues in _COMPILED.items()}
+    folded = _folded(text)
+    scores = {t: _score(text, folded, cues) for t, cues in _CUES.items()}
     scores[DocType.FORM] += _form_layout_score(text)
     # A table of priced lines makes a money document, whatever its title: a broadcast order
     # headed "Contract" with terms and conditions on its back is still billed line by line.
@@ -134,13 +179,14 @@ def _text_scores(text: str) -> dict[DocType, float]:
     if not _AMOUNT.search(text):
         scores[DocType.INVOICE] *= 0.5
         scores[DocType.RECEIPT] *= 0.5
-    if _distinct_cues(text, DocType.CONTRACT) < 2:
+    if _distinct_cues(text, DocType.CONTRACT, folded) < 2:
         scores[DocType.CONTRACT] *= 0.5
     return scores
 
 
-def _distinct_cues(text: str, doc_type: DocType) -> int:
-    return sum(1 for pattern, _ in _COMPILED[doc_type] if pattern.search(text))
+def _distinct_cues(text: str, doc_type: DocType, folded: str | None = None) -> int:
+    folded = _folded(text) if folded is None else folded
+    return sum(1 for pattern, _, words in _CUES[doc_type] if _present(pattern, words, folded) and pattern.search(text))
 
 
 def _form_layout_score(text: str) -> float:
@@ -159,5 +205,5 @@ def _money_score(text: str) -> float:
     return min(MONEY_CAP, MONEY_WEIGHT * len(_PRICED.findall(text)))
 
 
-def _score(text: str, cues: list[tuple[re.Pattern[str], float]]) -> float:
-    return sum(w * min(2, len(p.findall(text))) for p, w in cues)
+def _score(text: str, folded: str, cues: list[tuple[re.Pattern[str], float, tuple[str, ...] | None]]) -> float:
+    return sum(w * min(2, len(p.findall(text))) for p, w, words in cues if _present(p, words, folded))
