@@ -17,6 +17,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import threading
+import time
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
@@ -30,11 +31,24 @@ _settings: Settings | None = None
 _engines: Engines | None = None
 
 
-def _start_worker(settings: Settings, cpu_threads: int) -> None:
+def _start_worker(settings: Settings, cpu_threads: int, run_process: int) -> None:
     global _settings, _engines
+    _exit_with(run_process)
     os.environ["OMP_THREAD_LIMIT"] = str(cpu_threads)  # tesseract, a child of this process
     _settings = settings
     _engines = build_engines(settings, cpu_threads=cpu_threads)
+
+
+def _exit_with(run_process: int) -> None:
+    """End this worker within a second of the run's process (SIGKILLed, OOM-killed): its task
+    queue does not say so, and a worker would wait on it forever. PDFium and onnxruntime release
+    the GIL, so a busy worker goes too."""
+    def watch() -> None:
+        while os.getppid() == run_process:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-run", daemon=True).start()
 
 
 def _process(source: SourceDocument) -> DocumentResult:
@@ -53,7 +67,8 @@ class DocumentWorkers:
 
     def _new_pool(self) -> ProcessPoolExecutor:
         return ProcessPoolExecutor(self._processes, mp_context=multiprocessing.get_context("spawn"),
-                                   initializer=_start_worker, initargs=(self._settings, self._cpu_threads))
+                                   initializer=_start_worker,
+                                   initargs=(self._settings, self._cpu_threads, os.getpid()))
 
     def process(self, source: SourceDocument) -> DocumentResult:
         with self._lock:

@@ -329,21 +329,29 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
-def test_a_killed_run_leaves_no_prefect_server_behind(tmp_path, samples_dir):
+def test_a_killed_run_leaves_no_prefect_server_or_worker_process_behind(tmp_path, samples_dir):
+    """15 sample documents: the run uses worker processes (runner auto). SIGKILLed while they
+    read the scans, nothing of the run may stay: not its server, not its workers."""
     run = subprocess.Popen([sys.executable, "-m", "docingest.cli", "run", str(samples_dir), "--out", str(tmp_path / "o"),
                             "--no-progress"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def children_running(marker: bytes) -> list[int]:
+        return [c for c in _children(run.pid) if marker in Path(f"/proc/{c}/cmdline").read_bytes()]
+
     try:
-        deadline, servers = time.monotonic() + 120, []
-        while time.monotonic() < deadline and not servers:
-            servers = [c for c in _children(run.pid)
-                       if b"prefect.server.api.server" in Path(f"/proc/{c}/cmdline").read_bytes()]
+        deadline, servers, workers = time.monotonic() + 120, [], []
+        while time.monotonic() < deadline and not (servers and workers):
+            servers = servers or children_running(b"prefect.server.api.server")
+            workers = workers or children_running(b"multiprocessing.spawn")
             time.sleep(0.2)
         assert servers, "the run started no ephemeral Prefect server"
-        time.sleep(2)
+        assert workers, "the run started no worker processes"
+        time.sleep(1)
     finally:
-        run.kill()  # SIGKILL: no handler of the run gets to stop its server
+        run.kill()  # SIGKILL: no handler of the run gets to stop its server or its workers
         run.wait(timeout=30)
     deadline = time.monotonic() + 15
-    while time.monotonic() < deadline and any(_alive(s) for s in servers):
+    while time.monotonic() < deadline and any(_alive(p) for p in servers + workers):
         time.sleep(0.2)
     assert not any(_alive(s) for s in servers), "the ephemeral server outlived its run"
+    assert not any(_alive(w) for w in workers), "a worker process outlived its run"
