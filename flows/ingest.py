@@ -249,11 +249,14 @@ def process_batch(batch: list[SourceDocument], settings: Settings, store: Any, r
 
 class RunProgress:
     """Documents done: the console's progress bar and, where a Prefect server records the run,
-    a progress artifact (updated at most once per percent)."""
+    a progress artifact (updated at most once per percent and every 2 seconds, and at 100 %:
+    each update is an API call, ≈ 1.2 s of the flow process's CPU per 100 of them)."""
+
+    MIN_UPDATE_SECONDS = 2.0
 
     def __init__(self, total: int, advance_bar):
         self.total, self.done, self._bar = total, 0, advance_bar
-        self._artifact, self._shown = None, -1
+        self._artifact, self._shown, self._shown_at = None, -1, float("-inf")
         try:
             from prefect.artifacts import create_progress_artifact
 
@@ -269,12 +272,14 @@ class RunProgress:
     def advance_by(self, n: int) -> None:
         self.done += n
         percent = int(100 * self.done / self.total) if self.total else 100
-        if self._artifact is not None and percent != self._shown:
+        now = time.monotonic()
+        if self._artifact is not None and percent != self._shown and (
+                percent == 100 or now - self._shown_at >= self.MIN_UPDATE_SECONDS):
             from prefect.artifacts import update_progress_artifact
 
             try:
                 update_progress_artifact(self._artifact, progress=float(percent))
-                self._shown = percent
+                self._shown, self._shown_at = percent, now
             except Exception:  # noqa: BLE001
                 self._artifact = None
 
