@@ -89,7 +89,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from docingest.outdir import OutputLock
 
     # Taken before Prefect starts: a second run into the same OUT is refused at once (exit 2).
-    with OutputLock(out), _prefect_api(preload_gate=settings.gate.enabled):
+    with OutputLock(out), _prefect_api("docingest.flows.ingest", preload_gate=settings.gate.enabled):
         from docingest.flows.ingest import run_ingest
 
         summary = run_ingest(source, out, settings, reprocess=args.reprocess,
@@ -103,17 +103,19 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 4 if summary.load_error else 0
 
 
-def _prefect_api(preload_gate: bool = False):
+def _prefect_api(flow_module: str, preload_gate: bool = False):
     """The Prefect API for this command: unless one is configured, an ephemeral server
     started now, before Prefect is imported, that boots on the other core while this process
-    imports the flow (and the batch gate's Great Expectations), and dies with this process
-    even on SIGKILL."""
+    imports the command's flow (and the batch gate's Great Expectations), and dies with this
+    process even on SIGKILL."""
+    import importlib
+
     from docingest.prefect_server import EarlyServer, prefect_api
 
     early = EarlyServer.start()
-    import docingest.flows.ingest  # noqa: F401  (while the server boots)
 
     def preload() -> None:
+        importlib.import_module(flow_module)
         if preload_gate:
             from docingest.stages.gate import preload as preload_gx
 
@@ -214,7 +216,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if not labels.is_file():
         raise RunError(f"labels file {labels} not found")
     settings = _settings_from_args(args)
-    with _prefect_api(preload_gate=settings.gate.enabled):
+    with _prefect_api("docingest.flows.ingest", preload_gate=settings.gate.enabled):
         report = run_evaluation(labels, Path(args.out), settings, limit=args.limit,
                                 fit_calibration=Path(args.fit_calibration) if args.fit_calibration else None,
                                 source_sets=args.set or None, reprocess=args.reprocess)
@@ -256,9 +258,9 @@ def cmd_apply_reviews(args: argparse.Namespace) -> int:
 
     if not OutLayout(out).published_runs():
         raise RunError(f"no published tables in {out}: run `docingest run` first")
-    from docingest.flows.apply_reviews import apply_reviews
+    with _prefect_api("docingest.flows.apply_reviews"):
+        from docingest.flows.apply_reviews import apply_reviews
 
-    with _prefect_api():
         summary = apply_reviews(out, load_settings({"show_progress": False}),
                                 labels=Path(args.export_labels) if args.export_labels else None)
     counts = ", ".join(f"{k} {v}" for k, v in summary.counts.items())

@@ -18,6 +18,7 @@ from docingest.engines.base import PageEngine
 from docingest.engines import LazyOcrEngine, TextLayerEngine
 from docingest.engines.vlm import PageAnswer, VlmEngine, build_client
 from docingest.errors import BudgetExhausted, DocingestError, EInvoiceUnreadable, OcrPageLimit, TimeLimitExceeded
+from docingest.progress import Laps
 from docingest.stages.calibrate import calibrate_extraction, document_reliability, load_table
 from docingest.stages.classify import classify_document
 from docingest.stages.e_invoice import (
@@ -85,6 +86,7 @@ def process_document(source: SourceDocument, settings: Settings, engines: Engine
     )
     notes: list[str] = []  # review reasons found while reading (hidden text, a polyglot PDF)
     attached: list[bytes] = []  # an embedded e-invoice XML
+    laps: Laps | None = None  # classify, extract, validate (reading is timed per page)
     try:
         if source.media_type == "application/xml":
             _read_xml_invoice(source, result)
@@ -94,9 +96,9 @@ def process_document(source: SourceDocument, settings: Settings, engines: Engine
             calibrate_extraction(result.extraction, engines.calibration)
             result.rule_results = apply_rules(result.extraction, settings.routing, datetime.now(timezone.utc).date())
         elif pages:
-            lap = _Laps(result.stage_ms)
+            laps = Laps()
             result.classification = classify_document(pages, result.pages)
-            lap("classify")
+            laps.lap("classify")
             result.extraction = extract_fields(pages, result.classification.doc_type)
             notes += hidden_text_reasons(pages, result.pages, result.extraction)
             if not (attached and _read_e_invoice(attached[0], pages, result, notes)):
@@ -107,11 +109,11 @@ def process_document(source: SourceDocument, settings: Settings, engines: Engine
                     _extract_with_vlm(source, settings, engines.vlm, plan, pages, result)
             annotate_evidence(pages, result.extraction, settings.routing.amount_tolerance)
             calibrate_extraction(result.extraction, engines.calibration)
-            lap("extract")
+            laps.lap("extract")
             result.rule_results = apply_rules(
                 result.extraction, settings.routing, datetime.now(timezone.utc).date()
             )
-            lap("validate")
+            laps.lap("validate")
     except DocingestError as exc:
         if exc.transient:
             raise
@@ -121,6 +123,8 @@ def process_document(source: SourceDocument, settings: Settings, engines: Engine
             stage=Stage.EXTRACT if result.classification else Stage.RENDER,
             kind="internal_error", message=f"{type(exc).__name__}: {exc}",
         ))
+    if laps is not None:
+        result.stage_ms = {stage: round(seconds * 1000, 2) for stage, seconds in laps.seconds.items()}
     withhold_unverified(result.extraction, settings.routing)
     reliability = (document_reliability(engines.calibration, result.extraction)
                    if result.extraction is not None else None)
@@ -136,18 +140,6 @@ def process_document(source: SourceDocument, settings: Settings, engines: Engine
     result.processed_at = datetime.now(timezone.utc)
     result.duration_ms = round((time.perf_counter() - started) * 1000, 1)
     return result
-
-class _Laps:
-    """Milliseconds per stage into ``into``, each lap since the previous one."""
-
-    def __init__(self, into: dict[str, float]):
-        self._into, self._last = into, time.perf_counter()
-
-    def __call__(self, stage: str) -> None:
-        now = time.perf_counter()
-        self._into[stage] = round(self._into.get(stage, 0.0) + (now - self._last) * 1000, 2)
-        self._last = now
-
 
 @dataclass
 class _Budget:

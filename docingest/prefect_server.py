@@ -7,7 +7,7 @@ command and environment) as the command's first step instead: the child boots on
 while the parent imports Prefect, docingest and the gate's Great Expectations, and Prefect is
 pointed at it. The child asks the kernel (``prctl(PR_SET_PDEATHSIG)``) for SIGTERM when the
 thread that started it (the main thread) ends, so even a SIGKILLed run leaves no server behind
-(checked by tests/test_durable_runs.py).
+(checked by tests/test_hostile_inputs.py).
 """
 
 from __future__ import annotations

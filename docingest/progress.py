@@ -1,4 +1,6 @@
-"""A progress bar for the CLI that the flow can drive without knowing about the terminal."""
+"""A progress bar for the CLI that the flow can drive without knowing about the terminal, and
+the clocks a run and a document read their durations from (no Prefect, no terminal: worker
+processes import this module too)."""
 
 from __future__ import annotations
 
@@ -6,14 +8,14 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
 
 @contextmanager
 def progress_bar(total: int, enabled: bool) -> Iterator[callable]:
     if not enabled:
         yield lambda label: None
         return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
     with Progress(
         TextColumn("[bold]docingest[/]"), BarColumn(), MofNCompleteColumn(),
         TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.description}"),
@@ -28,8 +30,8 @@ def progress_bar(total: int, enabled: bool) -> Iterator[callable]:
 
 
 class Laps:
-    """Seconds spent in each phase of a run: ``lap(name)`` closes the phase that ran since the
-    previous lap (the manifest's ``durations.phases``)."""
+    """Seconds spent in each phase: ``lap(name)`` closes the phase that ran since the previous
+    lap (the manifest's ``durations.phases``; a document's ``stage_ms``)."""
 
     def __init__(self) -> None:
         self._last = time.perf_counter()
