@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import atexit
 import os
 import sys
+import threading
 from pathlib import Path
 
 # Before Prefect is imported: no telemetry from a nightly batch job; INFO logs (a line per
@@ -415,5 +417,22 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+def entry() -> None:
+    """The ``docingest`` command: ``main``, then out as ``sys.exit`` would, less the teardown.
+
+    After a run, tearing down the interpreter (every module and object of Prefect, Great
+    Expectations, pandas) took ≈ 1 s of a 7 s one-page run. Everything that must happen at
+    exit still does: non-daemon threads are joined and the atexit handlers run (logging's
+    flush, Prefect's, multiprocessing's); the outputs were written and fsynced before."""
+    code = main()
+    for thread in threading.enumerate():
+        if thread is not threading.main_thread() and not thread.daemon:
+            thread.join()
+    atexit._run_exitfuncs()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(int(code or 0))
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

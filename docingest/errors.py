@@ -143,6 +143,14 @@ class EngineUnavailable(DocingestError):
     stage, kind = Stage.OCR, "engine_unavailable"
 
 
+class WorkersCannotStart(DocingestError):
+    """The worker processes exit before they are ready for a first document: a setup problem
+    (an environment the spawned interpreter cannot import, a script that starts the run at
+    import), never retried."""
+
+    stage, kind = Stage.RENDER, "workers_cannot_start"
+
+
 class NoTextFound(DocingestError):
     stage, kind = Stage.OCR, "no_text"
 

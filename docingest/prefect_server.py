@@ -3,7 +3,8 @@
 Without ``PREFECT_API_URL`` Prefect 3.8 starts an ephemeral API server as a child ``uvicorn``
 process when the first flow run needs it (``SubprocessASGIServer``), and the parent waits
 ≈ 5–7 s for a child that mostly imports modules. docingest starts that same server (the same
-command and environment) as the command's first step instead: the child boots on the other core
+uvicorn command and environment; Prefect's app, one shutdown log record quieter, see
+``create_server_app``) as the command's first step instead: the child boots on the other core
 while the parent imports Prefect, docingest and the gate's Great Expectations, and Prefect is
 pointed at it. The child asks the kernel (``prctl(PR_SET_PDEATHSIG)``) for SIGTERM when the
 thread that started it (the main thread) ends, so even a SIGKILLed run leaves no server behind
@@ -13,6 +14,7 @@ thread that started it (the main thread) ends, so even a SIGKILLed run leaves no
 from __future__ import annotations
 
 import ctypes
+import logging
 import os
 import signal
 import subprocess
@@ -42,6 +44,35 @@ _SERVICE_DEFAULTS = {
 }
 
 
+def create_server_app():
+    """The server's ASGI app: Prefect's own, with one log record of its shutdown made quiet.
+
+    Stopping the server cancels the task-run recorder's periodic flush if one is in flight
+    (about one command in ten with the batched recorder above). Prefect 3.8 then logs an ERROR
+    with a traceback, puts the batch back on its queue, and writes it in its final flush:
+    nothing is lost (checked: every task run of such a command ends terminal in the database).
+    Only that record is dropped. Events Prefect drops have a record of their own, which stays.
+    """
+    from prefect.server.api.server import create_app
+
+    app = create_app()
+    logging.getLogger(_RECORDER_LOGGER).addFilter(retried_flush_on_shutdown_is_quiet)
+    return app
+
+
+_RECORDER_LOGGER = "prefect.server.services.task_run_recorder"
+
+
+def retried_flush_on_shutdown_is_quiet(record: logging.LogRecord) -> bool:
+    """False (drop) for the recorder's "Error flushing N events (N to retry, 0 dropped)" when
+    the error is the cancellation of stopping; True for every other record."""
+    import asyncio
+
+    cancelled = bool(record.exc_info) and isinstance(record.exc_info[1], asyncio.CancelledError)
+    message = record.getMessage()
+    return not (cancelled and message.startswith("Error flushing ") and message.endswith(" 0 dropped)"))
+
+
 def _free_port() -> int:
     import socket
 
@@ -62,7 +93,7 @@ class EarlyServer:
 
         app_dir = os.path.dirname(os.path.dirname(importlib.util.find_spec("prefect").origin))
         args = [sys.executable, "-m", "uvicorn", "--app-dir", app_dir, "--factory",
-                "prefect.server.api.server:create_app", "--host", "127.0.0.1", "--port", str(self.port),
+                "docingest.prefect_server:create_server_app", "--host", "127.0.0.1", "--port", str(self.port),
                 "--log-level", "error", "--lifespan", "on"]
         parent = os.getpid()
         self.process = subprocess.Popen(args=args, env=env, preexec_fn=lambda: _die_with(parent))

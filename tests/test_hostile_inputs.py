@@ -341,7 +341,7 @@ def test_a_killed_run_leaves_no_prefect_server_or_worker_process_behind(tmp_path
     try:
         deadline, servers, workers = time.monotonic() + 120, [], []
         while time.monotonic() < deadline and not (servers and workers):
-            servers = servers or children_running(b"prefect.server.api.server")
+            servers = servers or children_running(b"uvicorn")
             workers = workers or children_running(b"multiprocessing.spawn")
             time.sleep(0.2)
         assert servers, "the run started no ephemeral Prefect server"

@@ -92,10 +92,10 @@ def test_a_worker_that_dies_fails_its_documents_as_transient_and_the_next_ones_r
         thread.start()
         deadline = time.monotonic() + 60
         pids: list[int] = []
-        while not pids and time.monotonic() < deadline:  # the worker process exists once it has work
-            pids = list(workers._pool._processes or {})
+        while not (pids and workers._ready.value) and time.monotonic() < deadline:
+            pids = list(workers._pool._processes or {})  # it exists once it has work
             time.sleep(0.05)
-        time.sleep(1.0)  # it is reading the scan now
+        time.sleep(1.0)  # ready, and reading the scan now
         os.kill(pids[0], signal.SIGKILL)
         thread.join(60)
         assert len(outcome) == 1 and isinstance(outcome[0], WorkerCrashed) and is_transient(outcome[0])
@@ -103,6 +103,53 @@ def test_a_worker_that_dies_fails_its_documents_as_transient_and_the_next_ones_r
         assert after.status != Status.FAILED
     finally:
         workers.close()
+
+
+# A script that starts a run at import and exits, without `if __name__ == "__main__":`. Spawned
+# workers import the main module: each runs the script (its own pool cannot start) and exits
+# before it is ready.
+_UNGUARDED_SCRIPT = """
+import os, sys, time
+from pathlib import Path
+from docingest.config import Settings
+from docingest.errors import is_transient
+from docingest.stages.discover import discover
+from docingest.workers import DocumentWorkers
+
+os.environ.setdefault("SCRIPT_PID", str(os.getpid()))  # the workers inherit it: only this one prints
+documents, _ = discover(Path(sys.argv[1]))
+workers = DocumentWorkers(Settings(), 2)
+for attempt in (1, 2):
+    started = time.monotonic()
+    try:
+        workers.process(documents[0])
+        outcome = "processed"
+    except Exception as exc:
+        outcome = f"{type(exc).__name__} {is_transient(exc)} {time.monotonic() - started:.1f} {exc}"
+    if os.environ["SCRIPT_PID"] == str(os.getpid()):
+        print(outcome.replace(chr(10), " "), flush=True)
+workers.close()
+sys.exit(0)
+"""
+
+
+def test_workers_that_cannot_start_fail_their_documents_at_once_not_pool_after_pool(tmp_path, samples_dir):
+    """Before: each document's attempt spawned a new pool that died the same way (a transient
+    WorkerCrashed, retried), a run of 600 documents spawned pools for minutes."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "unguarded.py"
+    script.write_text(_UNGUARDED_SCRIPT)
+    done = subprocess.run([sys.executable, str(script), str(samples_dir / "documents/digital/receipt-001.pdf")],
+                          capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    lines = [line for line in done.stdout.splitlines() if line.strip()]
+    assert len(lines) == 2, done.stdout + done.stderr[-2000:]
+    first, second = (line.split(" ", 3) for line in lines)
+    assert first[:2] == ["WorkersCannotStart", "False"], lines  # not transient: Prefect does not retry it
+    assert "__main__" in first[3]  # the message says what to do
+    # The next document fails at once: no new pool is spawned for it.
+    assert second[:2] == ["WorkersCannotStart", "False"] and float(second[2]) < 0.5, lines
 
 
 def test_the_command_starts_its_own_server_only_without_a_configured_api(monkeypatch):
@@ -121,3 +168,24 @@ def test_the_command_starts_its_own_server_only_without_a_configured_api(monkeyp
     assert server.process.poll() is not None
     with pytest.raises(OSError):
         urllib.request.urlopen(server.url + "/health", timeout=2)
+
+
+def test_only_the_recorders_retried_flush_at_shutdown_is_quiet():
+    """The command's server drops Prefect's ERROR for a periodic flush cancelled by stopping
+    (its events are retried and written by the final flush); every other record stays."""
+    import asyncio
+    import logging
+
+    from docingest.prefect_server import _RECORDER_LOGGER, retried_flush_on_shutdown_is_quiet
+
+    def record(message: str, exc: BaseException | None) -> logging.LogRecord:
+        exc_info = (type(exc), exc, None) if exc else None
+        return logging.LogRecord(_RECORDER_LOGGER, logging.ERROR, __file__, 1, message, (), exc_info)
+
+    cancelled = asyncio.CancelledError()
+    assert not retried_flush_on_shutdown_is_quiet(record("Error flushing 5 events (5 to retry, 0 dropped)", cancelled))
+    # Events dropped, a database error, another message: kept.
+    assert retried_flush_on_shutdown_is_quiet(record("Error flushing 5 events (3 to retry, 2 dropped)", cancelled))
+    assert retried_flush_on_shutdown_is_quiet(record("Error flushing 5 events (5 to retry, 0 dropped)",
+                                                     RuntimeError("database is locked")))
+    assert retried_flush_on_shutdown_is_quiet(record("Dropping event 1 after 6 failed attempts", cancelled))
