@@ -64,10 +64,13 @@ def make_small_documents(folder: Path, n: int) -> None:
 
 
 def run(source: Path, out: Path, *extra: str) -> dict:
-    """One `docingest run` process: wall seconds, peak RSS (MiB) and its manifest."""
+    """One `docingest run` process: wall seconds, CPU seconds (user + system, of the process and
+    every process it started and reaped: its Prefect server, its workers), peak RSS (MiB) of the
+    process, and its manifest."""
     env = dict(os.environ, PREFECT_HOME=os.environ.get("PREFECT_HOME") or str(Path(tempfile.gettempdir()) /
                                                                            "docingest-bench-prefect"))
     cmd = [sys.executable, "-m", "docingest.cli", "run", str(source), "--out", str(out), "--no-progress", *extra]
+    cpu0 = _children_cpu()
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     peak = 0.0
@@ -81,11 +84,19 @@ def run(source: Path, out: Path, *extra: str) -> dict:
             pass
         time.sleep(0.05)
     wall = time.perf_counter() - t0
+    cpu = _children_cpu() - cpu0
     output = proc.stdout.read()
     if proc.returncode not in (0, 3):
         raise SystemExit(f"docingest run failed ({proc.returncode}):\n{output}")
     manifests = [json.loads(p.read_text()) for p in (out / "runs").glob("*.json")]
-    return {"wall": wall, "peak_mib": peak, "manifest": max(manifests, key=lambda m: m["started_at"])}
+    return {"wall": wall, "cpu": cpu, "peak_mib": peak, "manifest": max(manifests, key=lambda m: m["started_at"])}
+
+
+def _children_cpu() -> float:
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def rows_mib(out: Path, manifest: dict) -> float:

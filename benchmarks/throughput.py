@@ -119,7 +119,7 @@ def bare_ocr(files: list[Path]) -> tuple[float, int]:
 def docingest(source: Path, out: Path, *flags: str) -> dict:
     result = run(source, out, "--reprocess", *flags)
     m = result["manifest"]
-    return {"wall": result["wall"], "pages": m["inputs"]["pages"], "documents": m["inputs"]["documents"],
+    return {"wall": result["wall"], "cpu": result["cpu"], "pages": m["inputs"]["pages"], "documents": m["inputs"]["documents"],
             "process_phase": m["durations"]["phases"]["process"],
             "runner": m["runner"], "stages": m["durations"]["stage_seconds"], "counts": m["counts"],
             "pages_by_strategy": m["pages_by_strategy"]}
@@ -140,6 +140,19 @@ def born_digital(label: str, source: Path, work: Path) -> None:
           f"{one['process_phase']:.2f} s against {two['process_phase']:.2f} s = "
           f"{one['process_phase'] / two['process_phase']:.2f}x")
     print(f"  stage seconds (2 workers, summed over documents): {two['stages']}")
+    print_cpu_bound(one, two)
+
+
+def print_cpu_bound(one: dict, two: dict) -> None:
+    """However well scheduled, a run cannot finish before its CPU seconds, spread over all the
+    machine's cores, are spent: 2 workers can be at most (1-worker wall) / (2-worker CPU / cores)
+    as fast as 1. The CPU counts every process of the run (the flow's, its Prefect server, its
+    workers); with one worker, the server's share runs on the otherwise idle core."""
+    cores = os.cpu_count() or 1
+    floor = two["cpu"] / cores
+    print(f"  CPU seconds, all processes of the run: {two['cpu']:.1f} with 2 workers, {one['cpu']:.1f} with 1; "
+          f"on {cores} cores the 2-worker run cannot take less than {floor:.2f} s, so 2 workers can be at most "
+          f"{one['wall'] / floor:.2f}x as fast as 1 here (measured {one['wall'] / two['wall']:.2f}x)")
 
 
 def scans(label: str, images: list[Path], work: Path) -> None:
@@ -243,6 +256,7 @@ def born_digital_dev(picked: Path, work: Path) -> None:
           f"{one['process_phase']:.2f} s against {two['process_phase']:.2f} s = "
           f"{one['process_phase'] / two['process_phase']:.2f}x")
     print(f"  stage seconds (2 workers, summed over documents): {two['stages']}")
+    print_cpu_bound(one, two)
 
 
 if __name__ == "__main__":

@@ -422,12 +422,13 @@ def entry() -> None:
 
     After a run, tearing down the interpreter (every module and object of Prefect, Great
     Expectations, pandas) took ≈ 1 s of a 7 s one-page run. Everything that must happen at
-    exit still does: non-daemon threads are joined and the atexit handlers run (logging's
-    flush, Prefect's, multiprocessing's); the outputs were written and fsynced before."""
+    exit still does: thread pools are told to stop, non-daemon threads are joined, and the atexit
+    handlers run (logging's flush, Prefect's, multiprocessing's); the outputs were written and
+    fsynced before."""
     code = main()
-    for thread in threading.enumerate():
-        if thread is not threading.main_thread() and not thread.daemon:
-            thread.join()
+    # What the interpreter does at exit, in its order: threading's exit hooks (they tell thread
+    # pools to stop) and the join of non-daemon threads; then the atexit handlers.
+    threading._shutdown()
     atexit._run_exitfuncs()
     sys.stdout.flush()
     sys.stderr.flush()

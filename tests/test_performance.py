@@ -189,3 +189,28 @@ def test_only_the_recorders_retried_flush_at_shutdown_is_quiet():
     assert retried_flush_on_shutdown_is_quiet(record("Error flushing 5 events (5 to retry, 0 dropped)",
                                                      RuntimeError("database is locked")))
     assert retried_flush_on_shutdown_is_quiet(record("Dropping event 1 after 6 failed attempts", cancelled))
+
+
+_EXIT_SCRIPT = """
+import atexit, concurrent.futures, sys
+from docingest import cli
+
+pool = concurrent.futures.ThreadPoolExecutor(1)  # alive at exit: its worker thread is not a daemon
+pool.submit(print, "work done").result()
+atexit.register(print, "atexit ran")
+print("buffered line", end="")  # no newline, no flush: still printed
+sys.argv = ["docingest", "run", sys.argv[1], "--out", sys.argv[2]]
+cli.entry()
+"""
+
+
+def test_the_command_exits_like_sys_exit_without_the_teardown(tmp_path):
+    """`docingest` leaves by os._exit after main: the exit code, the atexit handlers and
+    buffered output survive it, and a thread pool still alive does not hang it."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", _EXIT_SCRIPT, str(tmp_path / "missing"), str(tmp_path / "out")],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "does not exist" in done.stderr
+    assert done.stdout.splitlines() == ["work done", "buffered lineatexit ran"]
