@@ -413,10 +413,14 @@ def rejected_result(path: str, error: StageError) -> DocumentResult:
 
 def crashed_result(source: SourceDocument, message: str, kind: str = "task_failed") -> DocumentResult:
     """A document whose task failed after its retries: recorded, never dropped."""
+    return failed_result(source, StageError(stage=Stage.EXTRACT, kind=kind, message=message), "task")
+
+
+def failed_result(source: SourceDocument, error: StageError, reason_prefix: str | None = None) -> DocumentResult:
+    """A document that failed with ``error`` before any result of its own (its task, its worker)."""
     return DocumentResult(
         doc_id=source.doc_id, source_path=source.path, source_paths=list(source.paths),
         media_type=source.media_type, size_bytes=source.size_bytes, status=Status.FAILED,
-        review_reasons=[f"task:{kind}"],
-        errors=[StageError(stage=Stage.EXTRACT, kind=kind, message=message)],
+        review_reasons=[f"{reason_prefix or error.stage.value}:{error.kind}"], errors=[error],
         processed_at=datetime.now(timezone.utc),
     )

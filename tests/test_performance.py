@@ -92,7 +92,7 @@ def test_a_worker_that_dies_fails_its_documents_as_transient_and_the_next_ones_r
         thread.start()
         deadline = time.monotonic() + 60
         pids: list[int] = []
-        while not (pids and workers._ready.value) and time.monotonic() < deadline:
+        while not (pids and workers._shared.ready.value) and time.monotonic() < deadline:
             pids = list(workers._pool._processes or {})  # it exists once it has work
             time.sleep(0.05)
         time.sleep(1.0)  # ready, and reading the scan now
@@ -102,6 +102,44 @@ def test_a_worker_that_dies_fails_its_documents_as_transient_and_the_next_ones_r
         after = workers.process(_document(samples_dir / "documents/digital/receipt-001.pdf"))
         assert after.status != Status.FAILED
     finally:
+        workers.close()
+
+
+def stuck_on_receipts(source, settings, engines):
+    """A worker's work (imported by the spawned worker from this module): stuck on receipts,
+    as a page of millions of vector paths holds PDFium, the rest processed."""
+    if "receipt" in source.name:
+        time.sleep(3600)
+    return process_document(source, settings, engines)
+
+
+def test_a_document_stuck_in_a_library_is_given_up_at_the_hard_limit(samples_dir, settings):
+    """The time limits are checked between pages; a page stuck inside a library is not. Its
+    worker ends itself at the hard limit: that document fails (time_limit, not retried), the
+    next one is read by a new worker."""
+    from docingest.errors import TimeLimitExceeded, is_transient
+    from docingest.workers import DocumentWorkers, hard_limit_seconds
+
+    assert hard_limit_seconds(settings) == settings.limits.max_document_seconds + settings.limits.max_page_seconds + 60
+    def waited_too_long(signum, frame):
+        raise AssertionError("the stuck document was not given up")
+
+    workers = DocumentWorkers(settings, 1, work=stuck_on_receipts, hard_limit=3)
+    previous = signal.signal(signal.SIGALRM, waited_too_long)
+    signal.alarm(60)
+    try:
+        started = time.monotonic()
+        with pytest.raises(TimeLimitExceeded) as raised:
+            workers.process(_document(samples_dir / "documents/digital/receipt-001.pdf"))
+        assert 3 <= time.monotonic() - started < 60 and not is_transient(raised.value)
+        assert raised.value.to_record().kind == "time_limit" and "receipt-001.pdf" in str(raised.value)
+        after = workers.process(_document(samples_dir / "documents/digital/invoice-en-001.pdf"))
+        assert after.status != Status.FAILED
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+        for process in list((workers._pool._processes or {}).values()):
+            process.kill()  # a worker still stuck (the test failed) would hold close() for an hour
         workers.close()
 
 
