@@ -252,3 +252,15 @@ def test_the_command_exits_like_sys_exit_without_the_teardown(tmp_path):
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and "does not exist" in done.stderr
     assert done.stdout.splitlines() == ["work done", "buffered lineatexit ran"]
+
+
+def test_process_seconds_count_this_command_not_the_shell_it_replaced():
+    """`bash -c '...; docingest run ...'` execs docingest in the shell's process, whose kernel
+    start time is the shell's: the manifest's process_seconds counted the shell's work too."""
+    import subprocess
+    import sys
+
+    code = "import time; from docingest.progress import process_seconds; time.sleep(0.5); print(process_seconds())"
+    done = subprocess.run(["bash", "-c", f'sleep 3; exec "{sys.executable}" -c "{code}"'],
+                          capture_output=True, text=True, timeout=60, check=True)
+    assert 0.5 <= float(done.stdout) < 2.0, done.stdout
