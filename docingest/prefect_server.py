@@ -44,6 +44,9 @@ _SERVICE_DEFAULTS = {
 }
 
 
+_RECORDER_LOGGER = "prefect.server.services.task_run_recorder"
+
+
 def create_server_app():
     """The server's ASGI app: Prefect's own, with one log record of its shutdown made quiet.
 
@@ -58,9 +61,6 @@ def create_server_app():
     app = create_app()
     logging.getLogger(_RECORDER_LOGGER).addFilter(retried_flush_on_shutdown_is_quiet)
     return app
-
-
-_RECORDER_LOGGER = "prefect.server.services.task_run_recorder"
 
 
 def retried_flush_on_shutdown_is_quiet(record: logging.LogRecord) -> bool:

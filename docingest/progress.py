@@ -8,6 +8,8 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from docingest import IMPORTED_AT
+
 
 @contextmanager
 def progress_bar(total: int, enabled: bool) -> Iterator[callable]:
@@ -55,8 +57,6 @@ def process_seconds() -> float:
     flow. From the kernel (Linux), unless the process is older than this interpreter (see
     above): then since docingest was imported, less the interpreter's own start (≈ 0.05 s)."""
     import os
-
-    from docingest import IMPORTED_AT
 
     own = time.monotonic() - IMPORTED_AT
     try:

@@ -33,7 +33,7 @@ from concurrent.futures.process import BrokenProcessPool
 
 from docingest.config import Settings
 from docingest.errors import TimeLimitExceeded, WorkerCrashed, WorkersCannotStart
-from docingest.pipeline import Engines, build_engines, process_document
+from docingest.pipeline import Engines, build_engines, failed_result, process_document
 from docingest.schemas.records import DocumentResult, SourceDocument
 
 # The worker process's state: its settings and engines, built once by the initializer, and
@@ -42,12 +42,13 @@ _settings: Settings | None = None
 _engines: Engines | None = None
 _shared: "_PoolState | None" = None
 _GAVE_UP_EXIT = 70
+_HARD_LIMIT_GRACE_SECONDS = 60.0  # classifying, extracting and validating the pages read
 
 
 def hard_limit_seconds(settings: Settings) -> float:
     """When a worker gives up on a document: its time limit, one page's on top (the limit is
-    checked between pages), and a minute for classifying, extracting and validating it."""
-    return settings.limits.max_document_seconds + settings.limits.max_page_seconds + 60.0
+    checked between pages), and a minute for the rest of its work."""
+    return settings.limits.max_document_seconds + settings.limits.max_page_seconds + _HARD_LIMIT_GRACE_SECONDS
 
 
 class _PoolState:
@@ -84,19 +85,19 @@ def _exit_with(run_process: int) -> None:
     threading.Thread(target=watch, name="exit-with-run", daemon=True).start()
 
 
-def _process(source: SourceDocument, work=None, hard_limit: float | None = None) -> DocumentResult:
-    """``work`` (default ``process_document``) under the hard limit: past it, a timer thread
+def _process(source: SourceDocument, work, hard_limit: float) -> DocumentResult:
+    """``work`` (``process_document``) under the hard limit: past it, a timer thread
     records the document and ends the process (PDFium, onnxruntime and tesseract's wait release
     the GIL, and Python code yields it, so the timer runs whatever the document is stuck in)."""
     def give_up() -> None:
         _shared.gave_up.value = source.doc_id.encode()[:128]
         os._exit(_GAVE_UP_EXIT)
 
-    timer = threading.Timer(hard_limit or hard_limit_seconds(_settings), give_up)
+    timer = threading.Timer(hard_limit, give_up)
     timer.daemon = True
     timer.start()
     try:
-        return (work or process_document)(source, _settings, _engines)
+        return work(source, _settings, _engines)
     finally:
         timer.cancel()
 
@@ -109,7 +110,7 @@ class DocumentWorkers:
         """``work`` and ``hard_limit``: what a worker runs on a document, and when it gives up
         (``process_document`` and ``hard_limit_seconds``; tests give others)."""
         self._settings, self._processes = settings, processes
-        self._work, self._hard_limit = work, hard_limit or hard_limit_seconds(settings)
+        self._work, self._hard_limit = work or process_document, hard_limit or hard_limit_seconds(settings)
         self._cpu_threads = max(1, (os.cpu_count() or 1) // processes)
         self._lock = threading.Lock()
         self._cannot_start: str | None = None
@@ -122,6 +123,14 @@ class DocumentWorkers:
         pool = ProcessPoolExecutor(self._processes, mp_context=context, initializer=_start_worker,
                                    initargs=(self._settings, self._cpu_threads, os.getpid(), shared))
         return pool, shared
+
+    def result(self, source: SourceDocument) -> DocumentResult:
+        """The document's result; the workers' own verdicts on it (given up at the hard limit,
+        workers that cannot start) as a failed result, never retried."""
+        try:
+            return self.process(source)
+        except (TimeLimitExceeded, WorkersCannotStart) as exc:
+            return failed_result(source, exc.to_record())
 
     def process(self, source: SourceDocument) -> DocumentResult:
         with self._lock:
@@ -146,7 +155,7 @@ class DocumentWorkers:
             if shared.gave_up_on() == source.doc_id:
                 raise TimeLimitExceeded(
                     f"still reading {source.name} after {self._hard_limit:g} s (limits.max_document_seconds + "
-                    "max_page_seconds + 60 s): its worker process was ended") from exc
+                    f"max_page_seconds + {_HARD_LIMIT_GRACE_SECONDS:g} s): its worker process was ended") from exc
             raise WorkerCrashed(f"the worker process processing {source.name} died: {exc}") from exc
 
     def close(self) -> None:

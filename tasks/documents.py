@@ -12,8 +12,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.states import Completed, Failed, State
 
 from docingest.config import Settings
-from docingest.errors import TimeLimitExceeded, WorkersCannotStart
-from docingest.pipeline import Engines, build_engines, failed_result, process_document
+from docingest.pipeline import Engines, build_engines, process_document
 from docingest.result_store import ResultStore
 from docingest.schemas.records import DocumentResult, SourceDocument, Status
 from docingest.tasks.retry import retry_if_transient
@@ -91,13 +90,8 @@ def process_document_task(source: SourceDocument, settings: Settings, store: Res
     flight); the flow reads its summary back from the store. The returned state carries no
     data: Prefect keeps a state for every result object until the flow run ends."""
     workers = workers_for(run_id)
-    if workers is None:
-        result = process_document(source, settings, engines_for(run_id, settings))
-    else:
-        try:
-            result = workers.process(source)
-        except (TimeLimitExceeded, WorkersCannotStart) as exc:  # the workers' verdict on it: never retried
-            result = failed_result(source, exc.to_record())
+    result = (workers.result(source) if workers is not None
+              else process_document(source, settings, engines_for(run_id, settings)))
     store.save(result)
     get_run_logger().info("%s: %s%s", source.path, result.status.value,
                           f" ({'; '.join(result.review_reasons)})" if result.review_reasons else "")

@@ -135,6 +135,9 @@ def test_a_document_stuck_in_a_library_is_given_up_at_the_hard_limit(samples_dir
         assert raised.value.to_record().kind == "time_limit" and "receipt-001.pdf" in str(raised.value)
         after = workers.process(_document(samples_dir / "documents/digital/invoice-en-001.pdf"))
         assert after.status != Status.FAILED
+        # What the document's task stores: a failed result with the verdict, not a task failure.
+        failed = workers.result(_document(samples_dir / "documents/digital/receipt-001.pdf"))
+        assert failed.status == Status.FAILED and [e.kind for e in failed.errors] == ["time_limit"]
     finally:
         signal.alarm(0)
         signal.signal(signal.SIGALRM, previous)
