@@ -38,11 +38,12 @@ def reusable(result: DocumentResult) -> bool:
 
 def stage_ms(result: DocumentResult) -> dict[str, float]:
     """Milliseconds per stage: rendering, text layers and OCR from the pages, the rest as the
-    pipeline timed them."""
+    pipeline timed them. A page is rendered only to be OCRed (or found blank), so a rendered
+    page's reading time is OCR, even where its sparse text layer was kept in the end."""
     stages = {"render": 0.0, "text": 0.0, "ocr": 0.0}
     for p in result.pages:
         stages["render"] += p.render_ms
-        stages["ocr" if p.text_source == TextSource.OCR else "text"] += p.read_ms
+        stages["ocr" if p.render_ms or p.text_source == TextSource.OCR else "text"] += p.read_ms
     stages.update(result.stage_ms)
     return {k: round(v, 2) for k, v in stages.items()}
 

@@ -267,3 +267,25 @@ def test_process_seconds_count_this_command_not_the_shell_it_replaced():
     done = subprocess.run(["bash", "-c", f'sleep 3; exec "{sys.executable}" -c "{code}"'],
                           capture_output=True, text=True, timeout=60, check=True)
     assert 0.5 <= float(done.stdout) < 2.0, done.stdout
+
+
+def test_the_ocr_of_a_page_whose_sparse_text_layer_is_kept_counts_as_ocr(tmp_path, settings, engines):
+    """A page with a word or two in its text layer is OCRed; when OCR reads fewer words the
+    layer is kept, and the seconds OCR took are still OCR's in the manifest's stage seconds."""
+    from reportlab.lib.pagesizes import A4
+    from reportlab.pdfgen import canvas
+
+    from docingest.result_store import stage_ms
+
+    path = tmp_path / "signature-page.pdf"
+    c = canvas.Canvas(str(path), pagesize=A4, invariant=1)
+    c.setFont("Helvetica", 2)  # in the layer, too small for OCR at the render's resolution
+    c.drawString(50, 800, "Signature")
+    c.rect(100, 300, 300, 200, fill=1)  # the page is not blank: it is rendered and OCRed
+    c.showPage()
+    c.save()
+    result = process_document(_document(path), settings, engines)
+    page = result.pages[0]
+    assert "kept the text layer" in page.strategy_reason and page.text_source.value == "text_layer"
+    stages = stage_ms(result)
+    assert stages["ocr"] == page.read_ms > 0 and stages["text"] == 0
