@@ -24,7 +24,7 @@ from docingest.errors import INPUT_DEFECT_KINDS, RunError, failure_cause
 from docingest.fsio import write_bytes_atomic
 from docingest.outdir import OutLayout
 from docingest.stages.duplicates import FINANCIAL, read_values
-from docingest.schemas.records import DocumentResult, Status, TextSource
+from docingest.schemas.records import DocumentResult, Status
 from docingest.schemas.runs import DocumentSummary, ProcessingKey
 
 log = logging.getLogger(__name__)
@@ -38,12 +38,13 @@ def reusable(result: DocumentResult) -> bool:
 
 def stage_ms(result: DocumentResult) -> dict[str, float]:
     """Milliseconds per stage: rendering, text layers and OCR from the pages, the rest as the
-    pipeline timed them. A page is rendered only to be OCRed (or found blank), so a rendered
-    page's reading time is OCR, even where its sparse text layer was kept in the end."""
+    pipeline timed them. The pipeline renders a page only to OCR it (or to find it blank, which
+    reads nothing), so a rendered page's reading time is OCR's, also where its sparse text layer
+    was kept in the end; an unrendered page's is its text layer's."""
     stages = {"render": 0.0, "text": 0.0, "ocr": 0.0}
     for p in result.pages:
         stages["render"] += p.render_ms
-        stages["ocr" if p.render_ms or p.text_source == TextSource.OCR else "text"] += p.read_ms
+        stages["ocr" if p.render_ms else "text"] += p.read_ms
     stages.update(result.stage_ms)
     return {k: round(v, 2) for k, v in stages.items()}
 
